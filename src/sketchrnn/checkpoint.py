@@ -1,0 +1,253 @@
+"""Checkpoints (resume training) and exported weights (ship and share models).
+
+* A **training checkpoint** is one ``torch.save`` file that loads with
+  ``torch.load(weights_only=True)`` (no pickle code runs): weights, config (JSON text),
+  scale factor, class names, optimiser state, step, RNG states, loader position and the
+  best validation loss. It is written atomically (temp file, fsync, rename) so a kill at
+  any moment leaves the previous checkpoint readable.
+* **Exported weights** are ``.safetensors`` (optionally float16) with the config, scale
+  factor and class names as JSON in the header metadata.
+
+:func:`load_model` takes any of: a checkpoint, a ``.safetensors`` file, a Magenta
+``.gen.json`` file, or the name of a model shipped in ``sketchrnn/weights/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ModelConfig
+from .errors import ConfigError, ModelFileError
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "atomic_write_bytes",
+    "save_checkpoint",
+    "read_checkpoint",
+    "save_weights",
+    "load_model",
+    "shipped_models",
+    "weights_dir",
+]
+
+CHECKPOINT_FORMAT = "sketchrnn-checkpoint"
+WEIGHTS_FORMAT = "sketchrnn-weights"
+
+
+def weights_dir() -> Path:
+    return Path(__file__).resolve().parent / "weights"
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped inside the package (``sketchrnn/weights/NAME.safetensors``)."""
+    d = weights_dir()
+    return sorted(p.stem for p in d.glob("*.safetensors")) if d.is_dir() else []
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, write_fn) -> None:
+    """Write a file atomically: ``write_fn(fileobj)`` into a temp file beside ``path``,
+    fsync, then rename over ``path``. On any failure the old file is untouched and the
+    temp file removed."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelFileError(f"cannot create output directory {parent}: {e.strerror}") from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(parent))
+    except OSError as e:
+        raise ModelFileError(f"cannot write in {parent}: {e.strerror}; choose a writable output path") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(parent)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise ModelFileError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Atomically save a training checkpoint (``payload`` as built by the Trainer)."""
+    import torch
+
+    payload = dict(payload)
+    payload["format"] = CHECKPOINT_FORMAT
+    payload["version"] = 1
+    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a training checkpoint safely (``weights_only=True``); clear errors for bad files."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"checkpoint {p} not found")
+    try:
+        ck = torch.load(str(p), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        raise ModelFileError(f"checkpoint {p} was refused by the safe loader ({first[:160]}); it is not a sketchrnn checkpoint or it is corrupted") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError, TypeError, IndexError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"checkpoint {p} is corrupted or truncated ({msg[:160]}); use an earlier checkpoint") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ModelFileError(f"{p} is not a sketchrnn checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    for key in ("config", "model", "scale_factor", "step"):
+        if key not in ck:
+            raise ModelFileError(f"checkpoint {p} lacks '{key}'; it is incomplete")
+    return ck
+
+
+def config_from_json(text: str, where: str) -> Config:
+    try:
+        d = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{where}: stored config is not valid JSON ({e})") from None
+    try:
+        return Config.from_dict(d, where=where)
+    except ConfigError as e:
+        raise ModelFileError(f"{where}: stored config is invalid: {e}") from None
+
+
+def save_weights(path: str | Path, model, config: Config | ModelConfig, scale_factor: float,
+                 class_names: list[str], half: bool = True, extra: dict[str, str] | None = None) -> None:
+    """Export weights as ``.safetensors`` (float16 by default) with config and scale in metadata."""
+    import torch
+    from safetensors.torch import save as st_save
+
+    if isinstance(config, ModelConfig):
+        config = Config(model=config)
+    dtype = torch.float16 if half else torch.float32
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    meta = {
+        "format": WEIGHTS_FORMAT,
+        "config": config.to_json(),
+        "scale_factor": repr(float(scale_factor)),
+        "class_names": json.dumps(list(class_names)),
+    }
+    if extra:
+        meta.update({k: str(v) for k, v in extra.items()})
+    blob = st_save(tensors, metadata=meta)
+    atomic_write_bytes(path, lambda f: f.write(blob))
+
+
+def _check_scale(scale: Any, where: str) -> float:
+    try:
+        s = float(scale)
+    except (TypeError, ValueError):
+        raise ModelFileError(f"{where}: scale_factor {scale!r} is not a number") from None
+    if not (math.isfinite(s) and s > 0):
+        raise ModelFileError(f"{where}: scale_factor {scale!r} must be a positive finite number")
+    return s
+
+
+def _build(cfg: Config, state: dict, where: str):
+    import torch
+
+    from .model import SketchRNN
+
+    model = SketchRNN(cfg.model)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ModelFileError(f"{where}: weights do not fit the stored config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(own[k].shape):
+            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ModelFileError(f"{where}: tensor {k} has shape {shape}, the config needs {tuple(own[k].shape)}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ModelFileError(f"{where}: tensor {k} holds NaN or Inf values")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    model.eval()
+    return model
+
+
+def load_model(spec: str | Path, device: str = "cpu"):
+    """Load a model from a checkpoint, ``.safetensors``, Magenta ``.gen.json`` or shipped name.
+
+    Returns a :class:`sketchrnn.loaded.LoadedModel` with the model in eval mode.
+    """
+    from .loaded import LoadedModel
+
+    spec_s = str(spec)
+    p = Path(spec_s)
+    if not p.exists() and "/" not in spec_s and not spec_s.endswith((".pt", ".json", ".safetensors")):
+        cand = weights_dir() / f"{spec_s}.safetensors"
+        if cand.is_file():
+            p = cand
+        else:
+            names = ", ".join(shipped_models()) or "none are installed"
+            raise ModelFileError(f"model {spec_s!r} is neither a file nor a shipped model (shipped: {names})")
+    if not p.is_file():
+        raise ModelFileError(f"model file {p} not found")
+
+    if p.name.endswith(".json"):
+        from .interop.magenta import load_magenta
+
+        lm = load_magenta(p)
+        lm.model.to(device)
+        return lm
+
+    if p.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load as st_load
+
+        try:
+            raw = p.read_bytes()
+            state = st_load(raw)
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as f:
+                meta = f.metadata() or {}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise ModelFileError(f"weights file {p} is corrupted or not safetensors ({str(e)[:120]})") from None
+        if meta.get("format") != WEIGHTS_FORMAT:
+            raise ModelFileError(f"{p} has no sketchrnn metadata; it was not exported by sketchrnn")
+        cfg = config_from_json(meta.get("config", ""), str(p))
+        scale = _check_scale(meta.get("scale_factor"), str(p))
+        try:
+            class_names = json.loads(meta.get("class_names", "[]"))
+        except json.JSONDecodeError:
+            raise ModelFileError(f"{p}: class_names metadata is not valid JSON") from None
+        model = _build(cfg, state, str(p)).to(device)
+        return LoadedModel(model=model, config=cfg.model, scale_factor=scale, class_names=list(class_names),
+                           name=p.stem, source=str(p), info={k: v for k, v in meta.items() if k not in ("config",)})
+
+    ck = read_checkpoint(p)
+    cfg = config_from_json(ck["config"], str(p))
+    scale = _check_scale(ck["scale_factor"], str(p))
+    model = _build(cfg, ck["model"], str(p)).to(device)
+    return LoadedModel(model=model, config=cfg.model, scale_factor=scale, class_names=list(ck.get("class_names", [])),
+                       name=p.stem, source=str(p), info={"step": int(ck["step"]), "best_valid": ck.get("best_valid")})

@@ -1,0 +1,340 @@
+"""The ``sketchrnn`` command line.
+
+Every verb turns user mistakes into one line on stderr (``sketchrnn: error: ...``) and
+exit status 2; outputs are written atomically, so a failed command leaves no half-written
+file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from .errors import DataError, SketchRNNError
+
+__all__ = ["main", "build_parser"]
+
+_VERBS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def verb(name: str):
+    def deco(fn):
+        _VERBS[name] = fn
+        return fn
+
+    return deco
+
+
+def _set_threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+
+
+def read_sketches(path: str, split: str = "test", limit: int | None = None):
+    """Stroke-3 sketches from an .npz (one split), a QuickDraw .ndjson, an .svg or JSON strokes."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"input file {p} not found")
+    name = p.name.lower()
+    if name.endswith(".npz"):
+        from .data import load_npz
+
+        sk = load_npz(p, splits=[split])[split]
+    elif name.endswith(".ndjson"):
+        from .data.quickdraw import read_ndjson
+
+        sk = [d.stroke3 for d in read_ndjson(p)]
+    elif name.endswith(".svg") or name.endswith(".json"):
+        try:
+            from .data.io import read_strokes_file
+        except ImportError:
+            raise DataError(f"{p}: reading {p.suffix} files is not available in this build") from None
+        sk = read_strokes_file(p)
+    else:
+        raise DataError(f"{p}: unknown input type (use .npz, .ndjson, .svg or .json)")
+    if limit:
+        sk = sk[:limit]
+    return sk
+
+
+# --------------------------------------------------------------------------- train
+@verb("train")
+def cmd_train(a: argparse.Namespace) -> int:
+    from .config import Config, apply_overrides, load_config
+    from .train import Trainer
+
+    cfg = load_config(a.config) if a.config else Config()
+    overrides = list(a.set or [])
+    if a.data:
+        overrides.append("data.paths=" + ",".join(a.data))
+    if a.device:
+        overrides.append(f"train.device={a.device}")
+    if a.steps is not None:
+        overrides.append(f"train.num_steps={a.steps}")
+    if a.max_minutes is not None:
+        overrides.append(f"train.max_minutes={a.max_minutes}")
+    if a.threads is not None:
+        overrides.append(f"train.num_threads={a.threads}")
+    cfg = apply_overrides(cfg, overrides)
+    out = a.out
+    tmp = None
+    if a.dry_run:
+        # A tiny end-to-end run: small model, 2 steps, one validation, one checkpoint.
+        tmp = tempfile.TemporaryDirectory(prefix="sketchrnn-dry-run-")
+        if not cfg.data.paths:
+            from .data.synthetic import write_synthetic_npz
+
+            synth = Path(tmp.name) / "shapes.npz"
+            write_synthetic_npz(synth, 64, 16, 16, seed=0)
+            cfg.data.paths = [str(synth)]
+        cfg = apply_overrides(cfg, ["model.enc_rnn_size=16", "model.dec_rnn_size=32", "model.z_size=8",
+                                    "model.num_mixture=3", "model.hyper_rnn_size=16", "model.hyper_embedding_size=4",
+                                    "train.batch_size=8", "train.num_steps=2", "train.eval_every=2",
+                                    "train.save_every=2", "train.log_every=1", "train.max_eval_sketches=16"])
+        out = out or str(Path(tmp.name) / "run")
+    if not out:
+        raise DataError("train: give --out DIR for the run directory (checkpoints, metrics, config)")
+    trainer = Trainer(cfg, out, resume=a.resume, argv=sys.argv, progress=not a.no_progress)
+    res = trainer.fit()
+    print(json.dumps({"run_dir": str(out), "scale_factor": trainer.scale_factor,
+                      "n_train": len(trainer.train_data.strokes), "n_dropped_train": trainer.train_data.n_dropped,
+                      **{k: v for k, v in res.items()}}, default=float))
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+@verb("evaluate")
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .evaluate import evaluate_model
+
+    _set_threads(a.threads)
+    lm = load_model(a.model, device=a.device)
+    sk = read_sketches(a.data, a.split, a.limit)
+    res = evaluate_model(lm, sk, batch_size=a.batch_size, seed=a.seed, device=a.device)
+    if a.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:>20}: {v if v is None or isinstance(v, int) else f'{v:.4f}'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sample
+@verb("sample")
+def cmd_sample(a: argparse.Namespace) -> int:
+    from .api import sample
+    from .checkpoint import load_model
+    from .data import save_npz
+    from .render import grid_svg, save_svg, stroke3_to_svg
+
+    _set_threads(a.threads)
+    lm = load_model(a.model, device=a.device)
+    sketches = sample(lm, n=a.n, temperature=a.temperature, greedy=a.greedy, seed=a.seed,
+                      temperature_mode=a.temperature_mode)
+    out = Path(a.out)
+    if out.suffix == ".svg":
+        save_svg(out, grid_svg(sketches, ncols=min(len(sketches), 8)))
+        save_npz(out.with_suffix(".npz"), {"test": sketches})
+        written = [str(out), str(out.with_suffix(".npz"))]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for i, s in enumerate(sketches):
+            save_svg(out / f"sample_{i:04d}.svg", stroke3_to_svg(s))
+            written.append(str(out / f"sample_{i:04d}.svg"))
+        save_npz(out / "samples.npz", {"test": sketches})
+        written.append(str(out / "samples.npz"))
+        if a.png:
+            from .render import grid_image, save_png
+
+            save_png(out / "samples.png", grid_image(sketches, ncols=min(len(sketches), 8)))
+            written.append(str(out / "samples.png"))
+    print(f"wrote {len(sketches)} sketches: {', '.join(written[:3])}{' ...' if len(written) > 3 else ''}")
+    return 0
+
+
+# --------------------------------------------------------------------------- render
+@verb("render")
+def cmd_render(a: argparse.Namespace) -> int:
+    from .render import grid_image, grid_svg, save_png, save_svg, stroke3_to_svg
+
+    sk = read_sketches(a.file, a.split, a.limit)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, s in enumerate(sk):
+        save_svg(out / f"{i:04d}.svg", stroke3_to_svg(s))
+    save_svg(out / "grid.svg", grid_svg(sk, ncols=min(len(sk), 10)))
+    if a.png:
+        save_png(out / "grid.png", grid_image(sk, ncols=min(len(sk), 10)))
+    print(f"rendered {len(sk)} sketches into {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- magenta
+@verb("import-magenta")
+def cmd_import_magenta(a: argparse.Namespace) -> int:
+    from .checkpoint import save_weights
+    from .interop.magenta import load_magenta
+
+    lm = load_magenta(a.file)
+    out = Path(a.out)
+    if out.suffix != ".safetensors":
+        out = out.with_suffix(".safetensors")
+    save_weights(out, lm.model, lm.config, lm.scale_factor, lm.class_names or [lm.name], half=False,
+                 extra={"source": f"magenta:{Path(a.file).name}"})
+    print(f"wrote {out} (decoder-only LSTM {lm.config.dec_rnn_size}, scale_factor {lm.scale_factor})")
+    return 0
+
+
+@verb("export-magenta")
+def cmd_export_magenta(a: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .interop.magenta import export_magenta
+
+    lm = load_model(a.model)
+    export_magenta(lm, a.out, name=a.name)
+    print(f"wrote {a.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+@verb("demo")
+def cmd_demo(a: argparse.Namespace) -> int:
+    """Zero-download demo: make a small shapes dataset, train a small model, sample, render."""
+    from .api import sample
+    from .checkpoint import load_model
+    from .config import Config, apply_overrides
+    from .data.synthetic import write_synthetic_npz
+    from .render import grid_image, save_png
+    from .train import Trainer
+
+    _set_threads(a.threads or 2)
+    out = Path(a.out)
+    data = out / "shapes.npz"
+    write_synthetic_npz(data, 2000, 200, 200, seed=0)
+    cfg = apply_overrides(Config(), [f"data.paths={data}", "model.enc_rnn_size=64", "model.dec_rnn_size=128",
+                                     "model.z_size=16", "model.num_mixture=5", "model.max_seq_len=64",
+                                     "train.batch_size=50", f"train.num_steps={a.steps}", "train.eval_every=100",
+                                     "train.save_every=100", "train.kl_weight_start=0.5", "train.kl_decay_rate=0.99",
+                                     "train.learning_rate=3e-3", "train.decay_rate=0.999"])
+    res = Trainer(cfg, out / "run", resume=(out / "run" / "last.pt").exists(), argv=sys.argv).fit()
+    lm = load_model(out / "run" / "best.pt")
+    sk = sample(lm, n=16, temperature=0.4, seed=0)
+    save_png(out / "samples.png", grid_image(sk, ncols=8))
+    print(json.dumps({"run_dir": str(out / "run"), "best_valid": res["best_valid"], "samples": str(out / "samples.png")}))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sketchrnn", description="sketch-rnn: train, evaluate and draw with pen-stroke models")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def add_model_args(sp, threads=True):
+        sp.add_argument("--model", required=True, help="checkpoint (.pt), weights (.safetensors), Magenta .gen.json, or shipped name")
+        sp.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+        if threads:
+            sp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    t = sub.add_parser("train", help="train a model (Magenta's defaults; see configs/)")
+    t.add_argument("--config", help="JSON config file (configs/*.json)")
+    t.add_argument("--data", nargs="+", help="sketch-rnn .npz file(s); several = multi-class")
+    t.add_argument("--out", help="run directory (checkpoints, metrics.csv, config.json)")
+    t.add_argument("--set", nargs="*", metavar="SECTION.KEY=VALUE", help="config overrides, e.g. model.dec_model=hyper")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--steps", type=int, help="total optimiser steps (train.num_steps)")
+    t.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this many minutes")
+    t.add_argument("--threads", type=int, help="torch CPU threads (train.num_threads)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--dry-run", action="store_true", help="tiny 2-step run (synthetic data unless --data) to check the setup")
+
+    e = sub.add_parser("evaluate", help="nll_per_point and Magenta's L_R / L_KL on a data split")
+    add_model_args(e)
+    e.add_argument("--data", required=True, help=".npz (uses --split) or QuickDraw .ndjson")
+    e.add_argument("--split", default="test")
+    e.add_argument("--limit", type=int, default=None, help="first N sketches only")
+    e.add_argument("--batch-size", type=int, default=100)
+    e.add_argument("--seed", type=int, default=0, help="seed of the z sample in elbo_per_point")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("sample", help="draw sketches from a model")
+    add_model_args(s)
+    s.add_argument("--n", type=int, default=8)
+    s.add_argument("--temperature", type=float, default=0.5)
+    s.add_argument("--temperature-mode", default="paper", choices=["paper", "magenta_py", "magenta_js"],
+                   help="paper: sigma*sqrt(tau) (default); magenta_py: sigma*tau; magenta_js: @magenta/sketch")
+    s.add_argument("--greedy", action="store_true", help="most likely offset and pen at each step")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--out", required=True, help="folder (one SVG per sketch + samples.npz) or FILE.svg (grid)")
+    s.add_argument("--png", action="store_true", help="also write samples.png (folder output)")
+
+    r = sub.add_parser("render", help="render sketches of a file to SVG/PNG")
+    r.add_argument("file", help=".npz, .ndjson, .svg or .json strokes")
+    r.add_argument("--out", required=True)
+    r.add_argument("--split", default="test")
+    r.add_argument("--limit", type=int, default=100)
+    r.add_argument("--png", action="store_true")
+
+    im = sub.add_parser("import-magenta", help="convert a @magenta/sketch .gen.json model to .safetensors")
+    im.add_argument("file")
+    im.add_argument("--out", required=True)
+
+    ex = sub.add_parser("export-magenta", help="write a decoder-only LSTM model as @magenta/sketch JSON")
+    ex.add_argument("model")
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--name", default=None)
+
+    d = sub.add_parser("demo", help="no-download demo: synthetic shapes -> small model -> samples.png")
+    d.add_argument("--out", default="demo_out")
+    d.add_argument("--steps", type=int, default=600)
+    d.add_argument("--threads", type=int, default=None)
+
+    for hook in _EXTRA_PARSERS:
+        hook(sub)
+    return p
+
+
+# Other modules (studio, creative tools, pack) register verbs here.
+_EXTRA_PARSERS: list[Callable] = []
+
+
+def _load_extensions() -> None:
+    for mod in ("sketchrnn.creative_cli", "sketchrnn.studio.cli", "sketchrnn.distributed_cli"):
+        try:
+            __import__(mod)
+        except ImportError as e:
+            if getattr(e, "name", None) != mod:
+                raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extensions()
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return _VERBS[a.verb](a)
+    except SketchRNNError as e:
+        print(f"sketchrnn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sketchrnn: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"sketchrnn: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

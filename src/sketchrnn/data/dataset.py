@@ -1,0 +1,312 @@
+"""Datasets and batching as in the paper (Ha & Eck 2017, appendix; Magenta
+``sketch_rnn/utils.py`` ``DataLoader``).
+
+:class:`SketchData` holds one split of one or several ``.npz`` files after the paper's
+preprocessing: sketches longer than ``max_seq_len`` are dropped (counted), offsets are
+clamped to ``+-max_offset``; they are *not* normalised. :meth:`SketchData.scale_factor`
+is Magenta's normalising factor: ``np.std`` of all dx and dy values together.
+
+:class:`BatchLoader` pads every sketch once into a float32 ``(N, T+1, 5)`` stroke-5 array
+(divided by the scale factor), so a plain batch is one index gather. With ``augment``
+it applies :func:`random_scale` and :func:`augment_strokes` to the raw stroke-3 of each
+sketch and builds that batch's stroke-5 on the fly. Shuffling and augmentation use their
+own ``np.random.Generator``; :meth:`BatchLoader.state_dict` resumes exactly.
+
+torch is imported lazily (only when a batch is built), so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from .augment import augment_strokes, random_scale
+from .npz import load_npz
+from .strokes import to_stroke5
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["Batch", "SketchData", "BatchLoader"]
+
+
+@dataclass
+class Batch:
+    """A batch of padded, normalised stroke-5 sketches."""
+
+    strokes: "torch.Tensor"  # (B, T+1, 5) float32, start token at row 0
+    lengths: "torch.Tensor"  # (B,) int64, L per sketch (without start/end tokens)
+    class_ids: "torch.Tensor"  # (B,) int64
+
+    def to(self, device: Any, non_blocking: bool = False) -> "Batch":
+        return Batch(
+            self.strokes.to(device, non_blocking=non_blocking),
+            self.lengths.to(device, non_blocking=non_blocking),
+            self.class_ids.to(device, non_blocking=non_blocking),
+        )
+
+    def __len__(self) -> int:
+        return int(self.strokes.shape[0])
+
+
+def _preprocess(strokes: Sequence[np.ndarray], max_seq_len: int, max_offset: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """Drop sketches longer than ``max_seq_len``; clamp dx, dy to ``+-max_offset``.
+    Returns (kept float32 copies, indices of the kept sketches)."""
+    kept, idx = [], []
+    for i, s in enumerate(strokes):
+        if len(s) <= max_seq_len:
+            a = np.array(s, dtype=np.float32)
+            np.clip(a[:, 0:2], -max_offset, max_offset, out=a[:, 0:2])
+            kept.append(a)
+            idx.append(i)
+    return kept, np.asarray(idx, dtype=np.int64)
+
+
+@dataclass
+class SketchData:
+    """One split of one or several npz files, preprocessed as in the paper."""
+
+    strokes: list[np.ndarray]  # stroke-3 float32, offsets clamped to +-max_offset, NOT normalised
+    class_ids: np.ndarray  # int64 (N,), index of the source file
+    class_names: list[str]
+    n_dropped: int = 0  # sketches longer than max_seq_len (counted, not errors)
+    max_seq_len: int | None = field(default=None)  # the limit used when building (None = unknown)
+
+    @classmethod
+    def from_files(cls, paths: str | os.PathLike | Sequence[str | os.PathLike], split: str,
+                   max_seq_len: int, max_offset: float = 1000.0) -> "SketchData":
+        """Load ``split`` of each file (class id = position in ``paths``, name = file stem)."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise DataError("no data files given; pass one or more sketch-rnn .npz paths (data.paths)")
+        _check_limits(max_seq_len, max_offset)
+        strokes: list[np.ndarray] = []
+        ids: list[np.ndarray] = []
+        dropped = 0
+        for k, p in enumerate(paths):
+            raw = load_npz(p, [split])[split]
+            kept, _ = _preprocess(raw, max_seq_len, max_offset)
+            dropped += len(raw) - len(kept)
+            strokes.extend(kept)
+            ids.append(np.full(len(kept), k, dtype=np.int64))
+        return cls(strokes, np.concatenate(ids), [_stem(p) for p in paths], dropped, max_seq_len)
+
+    @classmethod
+    def from_strokes(cls, strokes: Sequence[np.ndarray], max_seq_len: int, max_offset: float = 1000.0,
+                     class_ids: Sequence[int] | np.ndarray | None = None,
+                     class_names: Sequence[str] | None = None) -> "SketchData":
+        """Same preprocessing for in-memory stroke-3 arrays (e.g. :func:`make_shapes`)."""
+        _check_limits(max_seq_len, max_offset)
+        for i, s in enumerate(strokes):
+            a = np.asarray(s)
+            if a.ndim != 2 or a.shape[1] != 3 or len(a) < 1 or a.dtype.kind not in "biuf":
+                raise DataError(f"sketch {i}: expected a numeric (L, 3) array with L >= 1, got {a.dtype} {a.shape}")
+            if not np.isfinite(a).all():
+                raise DataError(f"sketch {i}: contains NaN or Inf; fix or drop it")
+        ids_all = np.zeros(len(strokes), np.int64) if class_ids is None else np.asarray(class_ids, np.int64)
+        if ids_all.shape != (len(strokes),):
+            raise DataError(f"class_ids has shape {ids_all.shape}; expected ({len(strokes)},)")
+        names = list(class_names) if class_names is not None else [
+            f"class{k}" for k in range(int(ids_all.max()) + 1 if len(ids_all) else 1)]
+        kept, idx = _preprocess(strokes, max_seq_len, max_offset)
+        return cls(kept, ids_all[idx], names, len(strokes) - len(kept), max_seq_len)
+
+    def __len__(self) -> int:
+        return len(self.strokes)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) int64 number of stroke-3 rows per sketch."""
+        return np.fromiter((len(s) for s in self.strokes), dtype=np.int64, count=len(self.strokes))
+
+    def scale_factor(self) -> float:
+        """Std of all dx and dy values together (Magenta
+        ``calculate_normalizing_scale_factor``); call it on the training split."""
+        if not self.strokes:
+            raise DataError("cannot compute a scale factor from an empty dataset; check data paths and max_seq_len")
+        flat = np.concatenate(self.strokes)[:, 0:2].astype(np.float64)  # (sum L, 2)
+        s = float(np.std(flat))
+        if not (s > 0 and np.isfinite(s)):
+            raise DataError(f"scale factor of the data is {s}; the sketches have no movement")
+        return s
+
+
+def _stem(p: Path) -> str:
+    name = p.name
+    return name[:-4] if name.lower().endswith(".npz") else p.stem
+
+
+def _check_limits(max_seq_len: int, max_offset: float) -> None:
+    if int(max_seq_len) < 1:
+        raise DataError(f"max_seq_len must be >= 1, got {max_seq_len}")
+    if not (max_offset > 0):
+        raise DataError(f"max_offset must be > 0, got {max_offset}")
+
+
+class BatchLoader:
+    """Pads every sketch once into a (N, T+1, 5) array; a batch is an index gather.
+
+    Iterating yields the remaining batches of the current epoch (a fresh permutation per
+    epoch when ``shuffle``); ``next_batch()`` crosses epochs by itself.
+    """
+
+    def __init__(self, data: SketchData, scale_factor: float, batch_size: int, max_seq_len: int,
+                 augment: bool = False, random_scale_factor: float = 0.15, augment_stroke_prob: float = 0.1,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
+        n = len(data)
+        if n == 0:
+            raise DataError("dataset is empty (every sketch longer than max_seq_len?); check data paths and max_seq_len")
+        if batch_size < 1:
+            raise DataError(f"batch_size must be >= 1, got {batch_size}")
+        if drop_last and n < batch_size:
+            raise DataError(f"dataset has {n} sketches, fewer than batch_size={batch_size}; lower the batch size")
+        if not (scale_factor > 0 and np.isfinite(scale_factor)):
+            raise DataError(f"scale_factor must be a positive number, got {scale_factor}")
+        lengths = data.lengths
+        if int(lengths.max()) > max_seq_len:
+            i = int(np.argmax(lengths))
+            raise DataError(f"sketch {i} has {lengths[i]} points, more than max_seq_len={max_seq_len}; "
+                            "build SketchData with the same max_seq_len")
+        self.data = data
+        self.scale_factor = float(scale_factor)
+        self.batch_size = int(batch_size)
+        self.max_seq_len = int(max_seq_len)
+        self.augment = bool(augment)
+        self.random_scale_factor = float(random_scale_factor)
+        self.augment_stroke_prob = float(augment_stroke_prob)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.lengths = lengths  # (N,) int64
+        self.class_ids = np.asarray(data.class_ids, dtype=np.int64)  # (N,)
+        self.padded = self._pad_all()  # (N, T+1, 5) float32
+        ss_shuffle, ss_aug = np.random.SeedSequence(self.seed).spawn(2)
+        self._shuffle_rng = np.random.Generator(np.random.PCG64(ss_shuffle))
+        self._aug_rng = np.random.Generator(np.random.PCG64(ss_aug))
+        self._epoch = 0
+        self._pos = 0  # batches of the current epoch already handed out
+        self._perm: np.ndarray | None = None
+        self._perm_rng_state: dict | None = None  # shuffle rng state the current perm was drawn from
+
+    def _pad_all(self) -> np.ndarray:
+        n, t = len(self.data), self.max_seq_len
+        out = np.zeros((n, t + 1, 5), dtype=np.float32)  # (N, T+1, 5)
+        out[:, 0, 2] = 1.0  # start token (0, 0, 1, 0, 0)
+        out[:, 1:, 4] = np.arange(1, t + 1)[None, :] > self.lengths[:, None]  # end padding rows L+1..T
+        flat = np.concatenate(self.data.strokes)  # (sum L, 3) float32
+        body = np.empty((len(flat), 5), dtype=np.float32)  # (sum L, 5) rows 1..L of every sketch
+        body[:, 0:2] = flat[:, 0:2] / self.scale_factor
+        pen = flat[:, 2] > 0.5
+        body[:, 2] = ~pen
+        body[:, 3] = pen
+        body[:, 4] = 0.0
+        starts = np.cumsum(self.lengths) - self.lengths
+        # row of each stroke-3 point in out viewed as (N*(T+1), 5): sketch*(T+1) + 1 + position
+        dest = np.repeat(np.arange(n) * (t + 1) + 1 - starts, self.lengths) + np.arange(len(flat))
+        out.reshape(n * (t + 1), 5)[dest] = body
+        return out
+
+    def __len__(self) -> int:
+        n, b = len(self.data), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch already handed out."""
+        return self._pos
+
+    def _start_epoch_if_needed(self) -> None:
+        if self._pos >= len(self):  # previous epoch exhausted: roll over
+            self._epoch += 1
+            self._pos = 0
+            self._perm = None
+        if self._perm is None:
+            self._perm_rng_state = copy.deepcopy(self._shuffle_rng.bit_generator.state)
+            n = len(self.data)
+            self._perm = self._shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
+
+    def next_batch(self) -> Batch:
+        """The next batch, starting a new epoch when the current one is exhausted."""
+        self._start_epoch_if_needed()
+        b = self.batch_size
+        idx = self._perm[self._pos * b:(self._pos + 1) * b]
+        self._pos += 1
+        return self.batch(idx)
+
+    def __iter__(self) -> Iterator[Batch]:
+        self._start_epoch_if_needed()
+        while self._pos < len(self):
+            yield self.next_batch()
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> Batch:
+        """Batch of the given sketch indices (augmented when ``augment``)."""
+        import torch
+
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(idx) and (idx.min() < -len(self.data) or idx.max() >= len(self.data)):
+            raise DataError(f"batch indices out of range for a dataset of {len(self.data)} sketches")
+        if not self.augment:
+            strokes = self.padded[idx]  # (B, T+1, 5) gather (a copy)
+            lengths = self.lengths[idx]
+        else:
+            strokes = np.empty((len(idx), self.max_seq_len + 1, 5), dtype=np.float32)
+            lengths = np.empty(len(idx), dtype=np.int64)
+            for j, i in enumerate(idx):
+                s = self.data.strokes[i]
+                if self.random_scale_factor > 0:
+                    s = random_scale(s, self.random_scale_factor, self._aug_rng)
+                if self.augment_stroke_prob > 0:
+                    s = augment_strokes(s, self.augment_stroke_prob, self._aug_rng)
+                strokes[j] = to_stroke5(s, self.max_seq_len, self.scale_factor)
+                lengths[j] = len(s)
+        return Batch(torch.from_numpy(strokes), torch.from_numpy(lengths),
+                     torch.from_numpy(self.class_ids[idx]))
+
+    def state_dict(self) -> dict:
+        """Plain-Python state (ints, bools, dicts): epoch, position, rng states."""
+        started = self._perm is not None
+        return {
+            "epoch": self._epoch,
+            "position": self._pos,
+            "perm_started": started,
+            "shuffle_rng": copy.deepcopy(self._perm_rng_state if started else self._shuffle_rng.bit_generator.state),
+            "aug_rng": copy.deepcopy(self._aug_rng.bit_generator.state),
+            "n": len(self.data),
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        """Resume exactly where :meth:`state_dict` was taken."""
+        try:
+            if int(d["n"]) != len(self.data) or int(d["batch_size"]) != self.batch_size:
+                raise DataError(
+                    f"loader state is for {d['n']} sketches in batches of {d['batch_size']}, but this loader has "
+                    f"{len(self.data)} in batches of {self.batch_size}; use the same data and batch size to resume"
+                )
+            self._shuffle_rng.bit_generator.state = copy.deepcopy(d["shuffle_rng"])
+            self._aug_rng.bit_generator.state = copy.deepcopy(d["aug_rng"])
+            self._epoch = int(d["epoch"])
+            self._pos = int(d["position"])
+            self._perm = None
+            self._perm_rng_state = None
+            if d["perm_started"]:
+                self._perm_rng_state = copy.deepcopy(self._shuffle_rng.bit_generator.state)
+                n = len(self.data)
+                self._perm = self._shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
+        except DataError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"loader state is malformed ({type(e).__name__}: {e}); the checkpoint is damaged") from None

@@ -1,0 +1,92 @@
+"""The quality metric every model is held to (../shared/README.md), plus Magenta's L_R/L_KL.
+
+For a sketch of L stroke-3 rows the model is scored on L+1 steps: each row (offset and pen
+state), then the end-of-sketch step (pen state p3 only). Offsets are scored as a density in
+the data's own units: log-density in normalised units minus 2*log(scale_factor).
+
+* ``nll_per_point`` = sum of -log p over sketches and steps / sum(L+1), nats.
+  For decoder-only models this is an exact NLL. For conditional (VAE) models it is
+  reported equal to ``elbo_per_point`` (an upper bound on the true NLL).
+* ``recon_nll_per_point``: conditional models, z = mu(x).
+* ``elbo_per_point``: (sum E_{z~q}[-log p(x|z)] + sum KL(q(z|x) || N(0,I))) / sum(L+1),
+  one z sample per sketch.
+* ``L_R``: Magenta's reconstruction loss in its evaluation convention: (sum over points of
+  L_s + L_p) / N_max per sketch, averaged over sketches; ``L_KL``: Magenta's KL, the mean over
+  z dimensions of KL(q||N(0,I)) (not floored by kl_tolerance).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import DataError, ModelFileError
+
+__all__ = ["evaluate_model", "METRIC_KEYS"]
+
+METRIC_KEYS = ("nll_per_point", "recon_nll_per_point", "elbo_per_point", "L_R", "L_KL", "n_sketches")
+
+
+@torch.no_grad()
+def evaluate_model(loaded, sketches: Sequence[np.ndarray], batch_size: int = 100, seed: int = 0,
+                   device: str | torch.device = "cpu") -> dict[str, float | int | None]:
+    """Score ``sketches`` (stroke-3, data units) with a loaded model; see module docstring."""
+    from .data.strokes import to_stroke5
+
+    model = loaded.model.to(device).eval()
+    cfg = loaded.config
+    scale = float(loaded.scale_factor)
+    if len(sketches) == 0:
+        raise DataError("no sketches to evaluate")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    n_max = cfg.max_seq_len
+    tot_nll_recon = tot_nll_elbo = tot_kl = tot_points = 0.0
+    tot_lr = tot_lkl = 0.0
+    n = 0
+    log_s = math.log(scale)
+    for start in range(0, len(sketches), batch_size):
+        chunk = sketches[start:start + batch_size]
+        lengths = [len(s) for s in chunk]
+        t = max(max(lengths), n_max)
+        x = torch.from_numpy(np.stack([to_stroke5(s, t, scale) for s in chunk])).to(device)  # (B, T+1, 5)
+        lens = torch.tensor(lengths, dtype=torch.long, device=device)
+        b = len(chunk)
+        if cfg.conditional:
+            mu, presig = model.encode(x, lens)  # (B, Z) each
+            kl = 0.5 * (mu.pow(2) + presig.exp() - 1.0 - presig).sum(dim=1)  # (B,) full KL in nats
+            eps = torch.randn(mu.shape, generator=gen).to(device)
+            z_s = mu + torch.exp(presig / 2) * eps
+            pts, end = model.per_sketch_nll(x, lens, mu, return_parts=True)  # (B,) each, normalised units
+            nll_recon = pts + end
+            nll_sample = model.per_sketch_nll(x, lens, z_s)
+            tot_kl += float(kl.sum())
+            tot_lkl += float((kl / cfg.z_size).sum())
+        else:
+            pts, end = model.per_sketch_nll(x, lens, None, return_parts=True)
+            nll_recon = nll_sample = pts + end
+        # data units: each of the L offsets' density is divided by scale**2
+        data_shift = 2.0 * log_s * lens.to(nll_recon.dtype)  # (B,)
+        tot_nll_recon += float((nll_recon + data_shift).sum())
+        tot_nll_elbo += float((nll_sample + data_shift).sum())
+        tot_points += float((lens + 1).sum())
+        # Magenta L_R (eval convention: pen loss only on the L points, offsets in normalised units),
+        # per sketch divided by N_max; the end-of-sketch step is not part of it.
+        tot_lr += float((pts / n_max).sum())
+        n += b
+    recon = tot_nll_recon / tot_points
+    elbo = (tot_nll_elbo + tot_kl) / tot_points
+    out: dict[str, float | int | None] = {
+        "nll_per_point": elbo if cfg.conditional else recon,
+        "recon_nll_per_point": recon if cfg.conditional else None,
+        "elbo_per_point": elbo if cfg.conditional else None,
+        "L_R": tot_lr / n,
+        "L_KL": tot_lkl / n if cfg.conditional else None,
+        "n_sketches": n,
+    }
+    for k, v in out.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ModelFileError(f"model {loaded.name} gives a non-finite {k}; the weights are broken")
+    return out

@@ -1,0 +1,84 @@
+"""Autoregressive RNN decoder of sketch-rnn with its MDN head (Ha & Eck 2017, Sec. 3.2, Eq. 3-4).
+
+Conditional (VAE) model: the initial state is h_0 = tanh(W_z z + b_z) (Eq. 3, over the
+whole flat cell state, as Magenta) and each step reads x_t = [S_{t-1}; z] (5 + N_z).
+Unconditional model: zero initial state, input S_{t-1} only. Each step's output h_t goes
+through y_t = W_y h_t + b_y (6M + 3 numbers, layout in :mod:`.mdn`).
+
+Optional input dropout (on [S_{t-1}; z]) and output dropout (on h_t before the head) mirror
+Magenta's ``DropoutWrapper``: inverted dropout, fresh mask every step, training mode only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from .cells import make_cell
+
+__all__ = ["Decoder"]
+
+
+class Decoder(nn.Module):
+    """``cell``, ``init_state`` (Linear(Z, S) or None), ``output`` (Linear(H, 6M+3))."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.conditional = bool(cfg.conditional)
+        in_size = 5 + (cfg.z_size if self.conditional else 0)
+        self.cell = make_cell(cfg.dec_model, in_size, cfg.dec_rnn_size,
+                              use_recurrent_dropout=cfg.use_recurrent_dropout,
+                              dropout_keep=cfg.recurrent_dropout_prob,
+                              hyper_rnn_size=cfg.hyper_rnn_size, hyper_embedding_size=cfg.hyper_embedding_size)
+        self.init_state: nn.Linear | None = None
+        if self.conditional:
+            self.init_state = nn.Linear(cfg.z_size, self.cell.state_size)
+            nn.init.normal_(self.init_state.weight, 0.0, 0.001)  # Magenta: gaussian, weight_start=0.001
+            nn.init.zeros_(self.init_state.bias)
+        self.output = nn.Linear(cfg.dec_rnn_size, cfg.output_size)
+        # Magenta's RNN/output_w and output_b use TF's default glorot_uniform (1-D: fans = n)
+        nn.init.xavier_uniform_(self.output.weight)
+        with torch.no_grad():
+            lim = math.sqrt(3.0 / cfg.output_size)
+            self.output.bias.uniform_(-lim, lim)
+
+    def initial_state(self, z: Tensor | None, batch: int) -> Tensor:
+        """(B, S): tanh(W z + b) when conditional (z required), zeros otherwise."""
+        if self.init_state is not None:
+            if z is None:
+                raise ValueError("a conditional decoder needs z (B, z_size) for its initial state")
+            return torch.tanh(self.init_state(z))
+        return self.cell.initial_state(batch)
+
+    def step(self, x_t: Tensor, z: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: x_t (B, 5) is the previous point S_{t-1}; returns (out (B, 6M+3), new state)."""
+        if self.conditional:
+            if z is None:
+                raise ValueError("a conditional decoder needs z (B, z_size) at every step")
+            inp = torch.cat([x_t, z], dim=1)  # (B, 5 + Z)
+        else:
+            inp = x_t
+        if self.training and self.cfg.use_input_dropout:
+            inp = F.dropout(inp, p=1.0 - self.cfg.input_dropout_prob, training=True)
+        h, state = self.cell(inp, state)  # (B, H), (B, S)
+        if self.training and self.cfg.use_output_dropout:
+            h = F.dropout(h, p=1.0 - self.cfg.output_dropout_prob, training=True)
+        return self.output(h), state
+
+    def forward(self, inputs: Tensor, z: Tensor | None, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Teacher-forced pass: inputs (B, T, 5) -> (out (B, T, 6M+3), final state (B, S))."""
+        B, T, _ = inputs.shape
+        if state is None:
+            state = self.initial_state(z, B)
+        outs = []
+        for t in range(T):
+            out_t, state = self.step(inputs[:, t], z, state)
+            outs.append(out_t)
+        if not outs:
+            return inputs.new_zeros(B, 0, self.cfg.output_size), state
+        return torch.stack(outs, dim=1), state  # (B, T, 6M+3)

@@ -1,0 +1,338 @@
+"""Training loop, as Magenta's sketch_rnn trains (Ha & Eck 2017, Section 3.3).
+
+Loss per step (Eq. 13 of the paper, Magenta's normalisation):
+    loss = L_R + w_KL(step) * max(L_KL, kl_tolerance)
+    L_R  = (sum over valid points of L_s + sum over all N_max steps of L_p) / (B * N_max)
+Schedules (Magenta ``train.py``):
+    lr(step)   = (lr0 - lr_min) * decay_rate**step + lr_min
+    w_KL(step) = kl_weight - (kl_weight - kl_weight_start) * kl_decay_rate**step
+Gradients are clipped by value to +-grad_clip. A step whose loss or gradient is not
+finite is skipped and counted; ``max_bad_steps`` in a row stop training with a clear
+message, leaving the last good checkpoint intact.
+
+A run directory holds ``config.json``, ``argv.txt``, ``metrics.csv``, ``last.pt`` (resume)
+and ``best.pt`` (best validation loss). ``Trainer(..., resume=True)`` continues exactly
+where ``last.pt`` left off: weights, optimiser, schedules, data order and RNG states.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .checkpoint import config_from_json, read_checkpoint, save_checkpoint
+from .config import Config
+from .errors import ConfigError, DataError, ModelFileError, TrainingError
+
+__all__ = ["Trainer", "learning_rate_at", "kl_weight_at", "resolve_device"]
+
+
+def learning_rate_at(cfg: Config, step: int) -> float:
+    t = cfg.train
+    return (t.learning_rate - t.min_learning_rate) * (t.decay_rate ** step) + t.min_learning_rate
+
+
+def kl_weight_at(cfg: Config, step: int) -> float:
+    t = cfg.train
+    return t.kl_weight - (t.kl_weight - t.kl_weight_start) * (t.kl_decay_rate ** step)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device={name!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but CUDA is not available here; use --device cpu")
+    return dev
+
+
+@dataclass
+class _Stats:
+    loss: float = 0.0
+    r: float = 0.0
+    kl: float = 0.0
+    n: int = 0
+
+    def add(self, loss: float, r: float, kl: float) -> None:
+        self.loss += loss
+        self.r += r
+        self.kl += kl
+        self.n += 1
+
+    def mean(self) -> tuple[float, float, float]:
+        n = max(self.n, 1)
+        return self.loss / n, self.r / n, self.kl / n
+
+
+class Trainer:
+    """Train a :class:`~sketchrnn.model.SketchRNN` from a :class:`~sketchrnn.config.Config`."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, argv: list[str] | None = None,
+                 progress: bool = True, log: Callable[[str], None] | None = None):
+        from .data import BatchLoader, SketchData
+        from .model import SketchRNN
+
+        self.cfg = cfg.validate()
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.log = log or (lambda s: print(s, file=sys.stderr))
+        t = cfg.train
+        if not cfg.data.paths:
+            raise ConfigError("no training data: give one or more .npz files (data.paths or --data)")
+        self._prepare_run_dir(argv, resume)
+        if t.num_threads > 0:
+            torch.set_num_threads(t.num_threads)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.device = resolve_device(t.device)
+
+        ck = None
+        if resume:
+            ck = read_checkpoint(self.last_path)
+            stored = config_from_json(ck["config"], str(self.last_path))
+            if stored.model != cfg.model:
+                raise ConfigError(f"--resume: model config differs from the one in {self.last_path}; resume with the same model settings")
+
+        m = cfg.model
+        self.train_data = SketchData.from_files(cfg.data.paths, "train", m.max_seq_len, cfg.data.max_offset)
+        self.valid_data = SketchData.from_files(cfg.data.paths, "valid", m.max_seq_len, cfg.data.max_offset)
+        if len(self.train_data.strokes) < t.batch_size:
+            raise DataError(f"{cfg.data.paths[0]}: only {len(self.train_data.strokes)} training sketches of at most "
+                            f"{m.max_seq_len} points, fewer than batch_size {t.batch_size}; lower train.batch_size")
+        # The normalisation factor comes from the training split once and is stored with
+        # the model; on resume the stored value is reused (never recomputed from data).
+        self.scale_factor = float(ck["scale_factor"]) if ck else float(self.train_data.scale_factor())
+        self.class_names = list(self.train_data.class_names)
+
+        torch.manual_seed(t.seed)
+        self.model = SketchRNN(m).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
+        self.loader = BatchLoader(self.train_data, self.scale_factor, t.batch_size, m.max_seq_len, augment=True,
+                                  random_scale_factor=cfg.data.random_scale_factor,
+                                  augment_stroke_prob=cfg.data.augment_stroke_prob, shuffle=True, seed=t.seed)
+        self.valid_loader = BatchLoader(self.valid_data, self.scale_factor, t.batch_size, m.max_seq_len,
+                                        augment=False, shuffle=False, drop_last=False)
+        self.step = 0
+        self.best_valid = math.inf
+        self.bad_steps = 0
+        self.bad_total = 0
+        if ck is not None:
+            self._restore(ck)
+
+    # ------------------------------------------------------------------ files
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def _prepare_run_dir(self, argv: list[str] | None, resume: bool) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write_test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(f"run directory {self.run_dir} is not writable ({e.strerror}); choose another --out") from None
+        if not resume and self.last_path.exists():
+            raise ConfigError(f"{self.last_path} exists: pass --resume to continue that run, or choose a new --out")
+        (self.run_dir / "config.json").write_text(self.cfg.to_json() + "\n")
+        if argv is not None:
+            with open(self.run_dir / "argv.txt", "a") as f:
+                f.write(" ".join(argv) + "\n")
+
+    def _payload(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_json(),
+            "scale_factor": self.scale_factor,
+            "class_names": self.class_names,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best_valid": self.best_valid,
+            "bad_total": self.bad_total,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []},
+            "loader": _jsonable(self.loader.state_dict()),
+        }
+
+    def save(self, path: Path | None = None) -> None:
+        save_checkpoint(path or self.last_path, self._payload())
+
+    def _restore(self, ck: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+            self.loader.load_state_dict(_unjsonable(ck["loader"]))
+            torch.set_rng_state(ck["rng"]["torch"])
+            if self.device.type == "cuda" and ck["rng"].get("cuda"):
+                torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise ModelFileError(f"cannot resume from {self.last_path}: {str(e).splitlines()[0][:160]}") from None
+        self.step = int(ck["step"])
+        self.best_valid = float(ck.get("best_valid", math.inf))
+        self.bad_total = int(ck.get("bad_total", 0))
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, batch) -> tuple[float, float, float] | None:
+        """One optimiser step; returns (loss, L_R, L_KL) or None if skipped (non-finite)."""
+        cfg = self.cfg
+        for g in self.optimizer.param_groups:
+            g["lr"] = learning_rate_at(cfg, self.step)
+        w_kl = kl_weight_at(cfg, self.step)
+        self.model.train()
+        batch = batch.to(self.device)
+        out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance)
+        loss = out["L_R"] + w_kl * out["kl_loss"] if cfg.model.conditional else out["L_R"]
+        self.optimizer.zero_grad(set_to_none=True)
+        ok = bool(torch.isfinite(loss))
+        if ok:
+            loss.backward()
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            ok = all(bool(torch.isfinite(g).all()) for g in grads)
+        if not ok:
+            self.bad_steps += 1
+            self.bad_total += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.bad_steps >= cfg.train.max_bad_steps:
+                raise TrainingError(f"{self.bad_steps} non-finite losses/gradients in a row at step {self.step}; "
+                                    f"stopped; the last good checkpoint is {self.last_path}")
+            self.step += 1
+            return None
+        self.bad_steps = 0
+        if cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach()), float(out["L_R"].detach()), float(out["L_KL"].detach())
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Validation L_R, L_KL and the loss used to pick the best checkpoint (w_KL at its final value)."""
+        cfg = self.cfg
+        self.model.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(1234)
+            tot_r = tot_kl = 0.0
+            n = 0
+            limit = cfg.train.max_eval_sketches or len(self.valid_data.strokes)
+            for batch in self.valid_loader:
+                batch = batch.to(self.device)
+                out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance)
+                b = batch.lengths.shape[0]
+                tot_r += float(out["L_R"]) * b
+                tot_kl += float(out["L_KL"]) * b
+                n += b
+                if n >= limit:
+                    break
+        r, kl = tot_r / max(n, 1), tot_kl / max(n, 1)
+        loss = r + (cfg.train.kl_weight * max(kl, cfg.train.kl_tolerance) if cfg.model.conditional else 0.0)
+        return {"valid_loss": loss, "valid_L_R": r, "valid_L_KL": kl}
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, num_steps: int | None = None) -> dict[str, float]:
+        cfg = self.cfg
+        target = cfg.train.num_steps if num_steps is None else num_steps
+        metrics_path = self.run_dir / "metrics.csv"
+        new_file = not metrics_path.exists()
+        fields = ["step", "lr", "kl_weight", "loss", "L_R", "L_KL", "sketches_per_s", "skipped",
+                  "valid_loss", "valid_L_R", "valid_L_KL"]
+        t_start = time.time()
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=target, initial=min(self.step, target), unit="step", dynamic_ncols=True, file=sys.stderr)
+        stats = _Stats()
+        last = {}
+        t_log = time.time()
+        n_log = 0
+        with open(metrics_path, "a", newline="") as mf:
+            writer = csv.DictWriter(mf, fieldnames=fields)
+            if new_file:
+                writer.writeheader()
+            it = iter(self.loader)
+            while self.step < target:
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    it = iter(self.loader)
+                    batch = next(it)
+                res = self.train_step(batch)
+                n_log += batch.lengths.shape[0]
+                if res is not None:
+                    stats.add(*res)
+                row = None
+                if self.step % cfg.train.log_every == 0 or self.step == target:
+                    loss, r, kl = stats.mean()
+                    dt = max(time.time() - t_log, 1e-9)
+                    row = {"step": self.step, "lr": f"{learning_rate_at(cfg, self.step):.3g}",
+                           "kl_weight": f"{kl_weight_at(cfg, self.step):.4f}", "loss": f"{loss:.5f}",
+                           "L_R": f"{r:.5f}", "L_KL": f"{kl:.5f}", "sketches_per_s": f"{n_log / dt:.1f}",
+                           "skipped": self.bad_total}
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{loss:.3f}", kl=f"{kl:.3f}", lr=f"{learning_rate_at(cfg, self.step):.2g}",
+                                        sk_s=f"{n_log / dt:.0f}")
+                    stats, t_log, n_log = _Stats(), time.time(), 0
+                if self.step % cfg.train.eval_every == 0 or self.step == target:
+                    v = self.validate()
+                    row = row or {"step": self.step}
+                    row.update({k: f"{val:.5f}" for k, val in v.items()})
+                    last = v
+                    if v["valid_loss"] < self.best_valid:
+                        self.best_valid = v["valid_loss"]
+                        self.save(self.best_path)
+                if row is not None:
+                    writer.writerow(row)
+                    mf.flush()
+                stop_time = cfg.train.max_minutes > 0 and (time.time() - t_start) > 60 * cfg.train.max_minutes
+                if self.step % cfg.train.save_every == 0 or self.step == target or stop_time:
+                    self.save()
+                if bar is not None:
+                    bar.update(1)
+                if stop_time:
+                    self.log(f"stopping at step {self.step}: train.max_minutes={cfg.train.max_minutes} reached; resume with --resume")
+                    break
+        if bar is not None:
+            bar.close()
+        return {"step": self.step, "best_valid": self.best_valid, "skipped": self.bad_total, **last}
+
+
+def _jsonable(obj: Any) -> Any:
+    """Loader state -> types that torch.load(weights_only=True) accepts (ndarrays become tensors)."""
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    return obj
+
+
+def _unjsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {"__ndarray__"}:
+            return obj["__ndarray__"].numpy()
+        return {k: _unjsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unjsonable(v) for v in obj]
+    return obj
