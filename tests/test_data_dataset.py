@@ -123,6 +123,19 @@ def test_epoch_covers_everything_once():
     assert len(_loader(data, drop_last=True)) == 2
 
 
+def test_sequential_is_stateless_and_in_order():
+    data = SketchData.from_strokes(make_shapes(45, seed=2), 60)
+    loader = _loader(data, augment=True)
+    loader.next_batch()
+    state = loader.state_dict()
+    got = list(loader.sequential(limit=40))
+    assert [len(b) for b in got] == [16, 16, 8]
+    allrows = torch.cat([b.strokes for b in got])
+    assert torch.equal(allrows, torch.from_numpy(loader.padded[:40]))  # un-augmented, index order
+    assert loader.state_dict() == state
+    assert sum(len(b) for b in loader.sequential()) == 45
+
+
 def _run(loader, n):
     return [loader.next_batch() for _ in range(n)]
 

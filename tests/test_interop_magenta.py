@@ -24,8 +24,8 @@ from sketchrnn.loaded import LoadedModel
 
 M = 20
 # which distilled split scores which shared model; catpig (a cat/pig blend) is scored on cats;
-# rain has no data here and scores every class so badly (up to 300 nats/point) that float32
-# rounding of its huge log-densities exceeds 1e-4, so it is scored on its own samples.
+# rain has no data here and scores the other classes absurdly (up to ~300 nats/point, far
+# outside what the model was trained for), so it is scored on its own samples (ref_sample).
 MODEL_DATA = {"cat": "cat", "pig": "pig", "yoga": "yoga", "rabbit": "rabbit", "catpig": "cat", "rain": None}
 
 
@@ -219,22 +219,20 @@ def test_shared_model_nll_matches_numpy_reference(shared_dir, name):
         sketches = _load_split(shared_dir, MODEL_DATA[name], 20)
     ref = ref_nll_per_sketch(arrs, float(info["scale_factor"]), sketches)
     n_points = sum(len(s) + 1 for s in sketches)
-    # the same computation in float64: identical maths (only summation order differs)
+    # the same computation in float64 (5 sketches): identical maths, only summation order differs
     lm64 = LoadedModel(model=copy.deepcopy(lm.model).double(), config=lm.config, scale_factor=lm.scale_factor,
                        class_names=lm.class_names, name=lm.name)
-    np.testing.assert_allclose(project_nll_per_sketch(lm64, sketches, torch.float64), ref, rtol=1e-9)
+    np.testing.assert_allclose(project_nll_per_sketch(lm64, sketches[:5], torch.float64), ref[:5], rtol=1e-9)
     # the project model as used (float32): nll_per_point to 1e-4; per sketch float32 rounding
     # is amplified by some models' dynamics (rain: up to 3e-4, the others <= 4e-5)
     ours = project_nll_per_sketch(lm, sketches)
     assert ours.sum() / n_points == pytest.approx(ref.sum() / n_points, rel=1e-4)
     np.testing.assert_allclose(ours, ref, rtol=1e-3)
-    try:  # the project's evaluator, once its dependencies (data.strokes) exist
+    if name == "cat":  # the project's evaluator gives the same figure (checked once: it is slow-ish)
         from sketchrnn.evaluate import evaluate_model
 
         res = evaluate_model(lm, [s.astype(np.float32) for s in sketches])
-    except ImportError:
-        return
-    assert res["nll_per_point"] == pytest.approx(ref.sum() / n_points, rel=1e-4)
+        assert res["nll_per_point"] == pytest.approx(ref.sum() / n_points, rel=1e-4)
 
 
 def test_cat_teacher_score_close_to_readme(shared_dir):

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .config import Config, ModelConfig
 from .errors import ConfigError, ModelFileError
+from .fileio import atomic_write
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -49,48 +48,9 @@ def shipped_models() -> list[str]:
     return sorted(p.stem for p in d.glob("*.safetensors")) if d.is_dir() else []
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: str | Path, write_fn) -> None:
-    """Write a file atomically: ``write_fn(fileobj)`` into a temp file beside ``path``,
-    fsync, then rename over ``path``. On any failure the old file is untouched and the
-    temp file removed."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ModelFileError(f"cannot create output directory {parent}: {e.strerror}") from None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(parent))
-    except OSError as e:
-        raise ModelFileError(f"cannot write in {parent}: {e.strerror}; choose a writable output path") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(parent)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ModelFileError(f"cannot write {path}: {e.strerror or e}") from None
-        raise
+    """Write a model file atomically (see :func:`sketchrnn.fileio.atomic_write`)."""
+    atomic_write(path, write_fn, error=ModelFileError)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:

@@ -51,6 +51,9 @@ class ModelConfig:
     use_output_dropout: bool = False  # dropout on the decoder output before the MDN head
     output_dropout_prob: float = 0.90  # keep probability of output dropout; 0.8-1.0
     max_seq_len: int = 250  # N_max: longest sketch (points) the model reads or draws; 100-300
+    class_conditional: bool = False  # decoder also reads a learned class embedding at every step (multi-class data)
+    num_classes: int = 0  # rows of the class embedding (class_conditional); >= classes in the data, 2-345
+    class_embedding_size: int = 32  # size of the class embedding (class_conditional); 8-64
 
     def validate(self) -> None:
         for name in ("enc_model", "dec_model"):
@@ -64,6 +67,11 @@ class ModelConfig:
             v = getattr(self, name)
             if not (0.0 < v <= 1.0):
                 raise ConfigError(f"model.{name} is a keep probability in (0, 1], got {v}")
+        if self.class_embedding_size < 1:
+            raise ConfigError(f"model.class_embedding_size must be >= 1, got {self.class_embedding_size}")
+        if self.class_conditional and self.num_classes < 1:
+            raise ConfigError("model.class_conditional=true needs model.num_classes >= 1 (the number of classes "
+                              "in data.paths)")
 
     @property
     def output_size(self) -> int:

@@ -424,10 +424,12 @@ def render_lattice(sketches: Sequence[np.ndarray], rows: int, cols: int, cell: i
     W, H = cols * cell, rows * cell
     x0, y0, w, h = window if window is not None else (0, 0, W, H)
     ss = max(1, int(supersample))
-    img = Image.new("RGB", (int(w) * ss, int(h) * ss), background)
-    draw = ImageDraw.Draw(img)
     motifs = _motif_pixels(sketches, lattice_centres(rows, cols, cell, offset), motif_scale * cell)
-    pad = cell + stroke_width
+    pad = int(math.ceil(cell * max(1.0, motif_scale) + stroke_width)) + 1
+    # Pillow's rasteriser rounds negative coordinates differently from positive ones: draw on
+    # a canvas with ``pad`` px on every side so that all coordinates are positive, then crop.
+    img = Image.new("RGB", ((int(w) + 2 * pad) * ss, (int(h) + 2 * pad) * ss), background)
+    draw = ImageDraw.Draw(img)
     for idx, lines in enumerate(motifs):
         if not lines:
             continue
@@ -440,8 +442,9 @@ def render_lattice(sketches: Sequence[np.ndarray], rows: int, cols: int, cell: i
                 sx, sy = i * W - x0, j * H - y0  # integer pixel shift into the window
                 if hi[0] + sx < -pad or lo[0] + sx > w + pad or hi[1] + sy < -pad or lo[1] + sy > h + pad:
                     continue
-                shift = np.array([sx * ss, sy * ss], dtype=np.float64)
+                shift = np.array([(sx + pad) * ss, (sy + pad) * ss], dtype=np.float64)
                 draw_polylines(draw, [ln + shift for ln in local], stroke_width * ss, color)
+    img = img.crop((pad * ss, pad * ss, (pad + int(w)) * ss, (pad + int(h)) * ss))
     return img if ss == 1 else img.resize((int(w), int(h)), Image.Resampling.BOX)
 
 

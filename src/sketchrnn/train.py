@@ -231,15 +231,13 @@ class Trainer:
             tot_r = tot_kl = 0.0
             n = 0
             limit = cfg.train.max_eval_sketches or len(self.valid_data.strokes)
-            for batch in self.valid_loader:
+            for batch in self.valid_loader.sequential(limit):  # the same sketches every time
                 batch = batch.to(self.device)
                 out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance)
                 b = batch.lengths.shape[0]
                 tot_r += float(out["L_R"]) * b
                 tot_kl += float(out["L_KL"]) * b
                 n += b
-                if n >= limit:
-                    break
         r, kl = tot_r / max(n, 1), tot_kl / max(n, 1)
         loss = r + (cfg.train.kl_weight * max(kl, cfg.train.kl_tolerance) if cfg.model.conditional else 0.0)
         return {"valid_loss": loss, "valid_L_R": r, "valid_L_KL": kl}

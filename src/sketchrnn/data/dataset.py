@@ -250,6 +250,18 @@ class BatchLoader:
         while self._pos < len(self):
             yield self.next_batch()
 
+    def sequential(self, limit: int | None = None) -> Iterator[Batch]:
+        """Every sketch in index order (first ``limit`` only, if given), un-augmented, in
+        batches of ``batch_size`` (last one may be smaller). Touches neither the epoch
+        position nor any rng, so evaluations that stop early always see the same sketches."""
+        import torch
+
+        n = len(self.data) if limit is None else min(int(limit), len(self.data))
+        for i in range(0, n, self.batch_size):
+            j = min(i + self.batch_size, n)
+            yield Batch(torch.from_numpy(self.padded[i:j].copy()), torch.from_numpy(self.lengths[i:j].copy()),
+                        torch.from_numpy(self.class_ids[i:j].copy()))
+
     def batch(self, indices: Sequence[int] | np.ndarray) -> Batch:
         """Batch of the given sketch indices (augmented when ``augment``)."""
         import torch

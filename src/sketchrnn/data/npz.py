@@ -23,10 +23,8 @@ Files written by :func:`save_npz` have Google's layout and load with both
 from __future__ import annotations
 
 import io
-import math
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -35,6 +33,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..errors import DataError
+from ..fileio import atomic_write
 
 __all__ = ["load_npz", "save_npz", "SPLITS"]
 
@@ -315,21 +314,11 @@ def save_npz(path: str | os.PathLike, data: Mapping[str, Sequence[np.ndarray]]) 
         if not isinstance(split, str) or not split or "/" in split:
             raise DataError(f"{p}: invalid split name {split!r}")
         arrays[split] = _object_array(strokes, f"{p}: split '{split}'")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for split, arr in arrays.items():
-                    with zf.open(_member_name(split), "w", force_zip64=True) as member:
-                        npy_format.write_array(member, arr, allow_pickle=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    def write(fh) -> None:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for split, arr in arrays.items():
+                with zf.open(_member_name(split), "w", force_zip64=True) as member:
+                    npy_format.write_array(member, arr, allow_pickle=True)
+
+    atomic_write(p, write, error=DataError)

@@ -7,6 +7,11 @@ through y_t = W_y h_t + b_y (6M + 3 numbers, layout in :mod:`.mdn`).
 
 Optional input dropout (on [S_{t-1}; z]) and output dropout (on h_t before the head) mirror
 Magenta's ``DropoutWrapper``: inverted dropout, fresh mask every step, training mode only.
+
+Class-conditional option (``cfg.class_conditional``, off by default): a learned embedding
+``e = E[class_id]`` (``class_embedding_size``) is appended to every step's input,
+x_t = [S_{t-1}; z; e]; the initial state is unchanged. With the option off the module,
+its parameters and its arithmetic are exactly those of the plain decoder.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ class Decoder(nn.Module):
         self.cfg = cfg
         self.conditional = bool(cfg.conditional)
         in_size = 5 + (cfg.z_size if self.conditional else 0)
+        self.class_embedding: nn.Embedding | None = None
+        if getattr(cfg, "class_conditional", False):
+            self.class_embedding = nn.Embedding(cfg.num_classes, cfg.class_embedding_size)
+            in_size += cfg.class_embedding_size
         self.cell = make_cell(cfg.dec_model, in_size, cfg.dec_rnn_size,
                               use_recurrent_dropout=cfg.use_recurrent_dropout,
                               dropout_keep=cfg.recurrent_dropout_prob,
@@ -55,14 +64,23 @@ class Decoder(nn.Module):
             return torch.tanh(self.init_state(z))
         return self.cell.initial_state(batch)
 
-    def step(self, x_t: Tensor, z: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor]:
-        """One step: x_t (B, 5) is the previous point S_{t-1}; returns (out (B, 6M+3), new state)."""
+    def _cond(self, z: Tensor | None, class_ids: Tensor | None) -> Tensor | None:
+        """Per-sketch conditioning appended to every input: [z; e] (B, C), or None."""
+        parts = []
         if self.conditional:
             if z is None:
                 raise ValueError("a conditional decoder needs z (B, z_size) at every step")
-            inp = torch.cat([x_t, z], dim=1)  # (B, 5 + Z)
-        else:
-            inp = x_t
+            parts.append(z)
+        if self.class_embedding is not None:
+            if class_ids is None:
+                raise ValueError("a class-conditional decoder needs class_ids (B,) (model.class_conditional=true)")
+            parts.append(self.class_embedding(class_ids.to(self.class_embedding.weight.device, torch.long)))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, Z + E)
+
+    def _step(self, x_t: Tensor, cond: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor]:
+        inp = x_t if cond is None else torch.cat([x_t, cond], dim=1)  # (B, 5 + C)
         if self.training and self.cfg.use_input_dropout:
             inp = F.dropout(inp, p=1.0 - self.cfg.input_dropout_prob, training=True)
         h, state = self.cell(inp, state)  # (B, H), (B, S)
@@ -70,14 +88,22 @@ class Decoder(nn.Module):
             h = F.dropout(h, p=1.0 - self.cfg.output_dropout_prob, training=True)
         return self.output(h), state
 
-    def forward(self, inputs: Tensor, z: Tensor | None, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def step(self, x_t: Tensor, z: Tensor | None, state: Tensor,
+             class_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One step: x_t (B, 5) is the previous point S_{t-1}; returns (out (B, 6M+3), new state).
+        ``class_ids`` (B,) int64 is required only by a class-conditional decoder."""
+        return self._step(x_t, self._cond(z, class_ids), state)
+
+    def forward(self, inputs: Tensor, z: Tensor | None, state: Tensor | None = None,
+                class_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Teacher-forced pass: inputs (B, T, 5) -> (out (B, T, 6M+3), final state (B, S))."""
         B, T, _ = inputs.shape
         if state is None:
             state = self.initial_state(z, B)
+        cond = self._cond(z, class_ids)  # computed once for all T steps
         outs = []
         for t in range(T):
-            out_t, state = self.step(inputs[:, t], z, state)
+            out_t, state = self._step(inputs[:, t], cond, state)
             outs.append(out_t)
         if not outs:
             return inputs.new_zeros(B, 0, self.cfg.output_size), state

@@ -6,7 +6,8 @@ training (:meth:`SketchRNN.losses`), evaluation (:meth:`SketchRNN.per_sketch_nll
 step-by-step sampling (``model.decoder.step`` + :func:`.mdn.sample_step`).
 
 Input: stroke-5 ``(B, T+1, 5)`` with the start token at row 0, rows 1..L the sketch and
-end padding ``(0, 0, 0, 0, 1)`` after; ``lengths`` (B,) = L.
+end padding ``(0, 0, 0, 0, 1)`` after; ``lengths`` (B,) = L. A class-conditional model
+(``cfg.class_conditional``) also needs ``class_ids`` (B,) wherever the decoder runs.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class SketchRNN(nn.Module):
         return self.encoder(strokes5[:, 1:], lengths)  # (B, T, 5) without the start token
 
     def forward(self, strokes5: Tensor, lengths: Tensor, z: Tensor | None = None,
-                sample_z: bool = True) -> dict[str, Tensor | None]:
+                sample_z: bool = True, class_ids: Tensor | None = None) -> dict[str, Tensor | None]:
         """Teacher-forced pass over ``strokes5[:, :-1]``: dict(out (B, T, 6M+3), mu, presig, z).
 
         Conditional: with ``z`` None the sketch is encoded and z = mu + sigma * eps (Eq. 2,
@@ -52,10 +53,11 @@ class SketchRNN(nn.Module):
             z = mu + torch.exp(presig / 2.0) * torch.randn_like(mu) if sample_z else mu
         elif not self.cfg.conditional:
             z = None
-        out, _ = self.decoder(strokes5[:, :-1], z)  # (B, T, 6M+3): step t predicts row t+1
+        out, _ = self.decoder(strokes5[:, :-1], z, class_ids=class_ids)  # (B, T, 6M+3): step t predicts row t+1
         return {"out": out, "mu": mu, "presig": presig, "z": z}
 
-    def losses(self, strokes5: Tensor, lengths: Tensor, kl_tolerance: float = 0.2) -> dict[str, Tensor]:
+    def losses(self, strokes5: Tensor, lengths: Tensor, kl_tolerance: float = 0.2,
+               class_ids: Tensor | None = None) -> dict[str, Tensor]:
         """Training losses in Magenta's convention (normaliser B * N_max, N_max = T).
 
         Decoder input ``x[:, :-1]``, target ``x[:, 1:]`` (B, T, 5). Returns
@@ -65,7 +67,7 @@ class SketchRNN(nn.Module):
         reduce_mean), ``L_KL = max(kl_raw, kl_tolerance)`` (Magenta's ``kl_cost``, the term
         the trainer weights; ``kl_loss`` is the same tensor). Unconditional: KL terms are 0.
         """
-        res = self(strokes5, lengths, sample_z=True)
+        res = self(strokes5, lengths, sample_z=True, class_ids=class_ids)
         target = strokes5[:, 1:]  # (B, T, 5)
         B, T, _ = target.shape
         p = split_params(res["out"])
@@ -85,7 +87,8 @@ class SketchRNN(nn.Module):
         return {"L_s": L_s, "L_p": L_p, "L_R": L_s + L_p, "L_KL": L_KL, "kl_loss": L_KL, "kl_raw": kl_raw}
 
     def per_sketch_nll(self, strokes5: Tensor, lengths: Tensor, z: Tensor | None = None,
-                       return_parts: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                       return_parts: bool = False,
+                       class_ids: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """Negative log-likelihood of each sketch (B,), in NORMALISED units, L+1 steps each.
 
         Steps t < L score row t+1: -offset_log_prob - pen_log_prob; step L scores the end of
@@ -107,7 +110,8 @@ class SketchRNN(nn.Module):
         n = int(lengths.max())
         if n + 1 > strokes5.shape[1]:
             raise ValueError(f"lengths up to {n} need at least {n + 1} stroke-5 rows, got {strokes5.shape[1]}")
-        out, _ = self.decoder(strokes5[:, :n + 1], z if self.cfg.conditional else None)  # (B, n+1, 6M+3)
+        out, _ = self.decoder(strokes5[:, :n + 1], z if self.cfg.conditional else None,
+                              class_ids=class_ids)  # (B, n+1, 6M+3)
         target = strokes5[:, 1:n + 1]  # (B, n, 5)
         p = split_params(out[:, :n])
         lp = offset_log_prob(p, target[..., 0], target[..., 1]) + pen_log_prob(p, target[..., 2:])  # (B, n)

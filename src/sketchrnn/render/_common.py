@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -11,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import atomic_write as _atomic_write
 
 
 def as_stroke3(s3: Any, where: str = "sketch") -> np.ndarray:
@@ -79,33 +78,6 @@ def fit_box(lines: Sequence[np.ndarray], width: float, height: float, margin: fl
     return Fit(scale=scale, offset=offset)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(parent))
-    except OSError as e:
-        raise DataError(f"cannot write {p}: {e.strerror or e}; choose a writable output path") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp, p)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise DataError(f"cannot write {p}: {e.strerror or e}; choose a writable output path") from None
-        raise
+    """Write ``data`` to ``path`` atomically (see :func:`sketchrnn.fileio.atomic_write`)."""
+    _atomic_write(path, data, error=DataError)

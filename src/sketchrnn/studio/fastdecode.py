@@ -113,8 +113,8 @@ def _decode_lstm(loaded: Any, z: Any, n: int | None, temperature: float, seed: i
         out = step(x)
         pen_logits = out[:, :3]
         pi, mu_x, mu_y, log_sx, log_sy, rho_raw = out[:, 3:].split(M, dim=-1)  # 6 x (B, M)
-        if not allow_end:
-            pen_logits[:, 2] = -1e9
+        if not allow_end or (t == 0 and prefix is None):
+            pen_logits[:, 2] = -1e9  # as api.decode: a sketch has at least one point
         log_pi = F.log_softmax(pi, dim=-1)
         # as mdn.sample_step (same operations, same generator draws, same order)
         pi_prob = torch.softmax(log_pi / soft_tau, dim=-1)  # (B, M)

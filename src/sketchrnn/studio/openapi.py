@@ -70,7 +70,7 @@ def openapi_document(limits: Limits | None = None) -> dict[str, Any]:
         "InterpolateRequest": obj({"model": model, "a": _ref("Stroke3"), "b": _ref("Stroke3"),
                                    "steps": {"type": "integer", "minimum": 2, "maximum": L.max_steps, "default": 6},
                                    "temperature": {**temperature, "default": 0.1}, "seed": seed,
-                                   "max_points": max_points, "temperature_mode": tmode}, ["model", "a", "b"]),
+                                   "temperature_mode": tmode}, ["model", "a", "b"]),
         "InterpolateResponse": obj({"model": model, "seed": seed, "t": {"type": "array", "items": {"type": "number"}},
                                     "sketches": out_sketches}, ["t", "sketches"]),
         "SampleRequest": obj({"model": model, "n": n, "temperature": {**temperature, "default": 0.5}, "seed": seed,

@@ -292,11 +292,17 @@
     if (isError) studio.errors += 1;
   }
 
-  const params = () => ({
-    model: state.info.name,
-    temperature: parseFloat($("temperature").value),
-    n: Math.max(1, Math.min(8, parseInt($("count").value, 10) || 4)),
-  });
+  // ?seed=N in the page's address makes every request reproducible (tests, demos).
+  const fixedSeed = parseInt(new URLSearchParams(location.search).get("seed"), 10);
+  const params = () => {
+    const p = {
+      model: state.info.name,
+      temperature: parseFloat($("temperature").value),
+      n: Math.max(1, Math.min(8, parseInt($("count").value, 10) || 4)),
+    };
+    if (Number.isInteger(fixedSeed) && fixedSeed >= 0) p.seed = fixedSeed;
+    return p;
+  };
   const maxRows = () => (state.info.conditional ? state.info.max_seq_len : 250);
 
   // ------------------------------------------------------------------ actions
@@ -392,7 +398,9 @@
     const a = toStroke3(state.a, e, maxRows()), b = toStroke3(state.b, e, maxRows());
     if (!a || !b) throw new Error("A and B need at least two points each");
     const p = params();
-    const res = await api("/api/interpolate", { model: p.model, temperature: Math.min(p.temperature, 0.3), a: a.rows, b: b.rows, steps: 6 });
+    const body = { model: p.model, temperature: Math.min(p.temperature, 0.3), a: a.rows, b: b.rows, steps: 6 };
+    if (p.seed !== undefined) body.seed = p.seed;
+    const res = await api("/api/interpolate", body);
     addBatch("interpolation", `Interpolation A → B · ${res.model}`,
       standaloneCards(res.sketches, res.model, "interpolation", res.t.map((t) => `t = ${t.toFixed(2)}`)));
     setStatus(`Interpolated in ${res.t.length} steps (seed ${res.seed}).`);
