@@ -13,7 +13,7 @@ from sketchrnn.cli import main
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sketchrnn.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sketchrnn", *args], capture_output=True, text=True,
                           cwd=cwd, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, timeout=300)
 
 

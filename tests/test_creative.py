@@ -214,7 +214,7 @@ def _motifs(rng, n):
 def test_tile_is_seamless(rng, offset):
     rows, cols, cell = 4, 3, 40
     sk = _motifs(rng, rows * cols)
-    kw = dict(motif_scale=1.1, stroke_width=2.5, colors=[(200, 0, 0), (0, 0, 120)])  # motifs cross the cell borders
+    kw = {"motif_scale": 1.1, "stroke_width": 2.5, "colors": [(200, 0, 0), (0, 0, 120)]}  # motifs cross the cell borders
     tile = np.asarray(C.tile_image(sk, rows, cols, cell=cell, offset=offset, **kw))
     W, H = cols * cell, rows * cell
     assert tile.shape == (H, W, 3)

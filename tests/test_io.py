@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
 import numpy as np
 import pytest
 
-from sketchrnn.data.io import (fit_sketch, min_points, parse_path_d, parse_svg, parse_transform, rdp,
-                               read_strokes_file, simplify_strokes, simplify_to_length)
+from sketchrnn.data.io import (
+    fit_sketch,
+    min_points,
+    parse_path_d,
+    parse_svg,
+    parse_transform,
+    rdp,
+    read_strokes_file,
+    simplify_strokes,
+    simplify_to_length,
+)
 from sketchrnn.data.strokes import bounds, from_polylines, to_polylines
 from sketchrnn.errors import DataError
 
@@ -24,7 +34,7 @@ def _cubic_ref(p0, p1, p2, p3, t):
     """de Casteljau in float64 (independent of the closed form in io.py)."""
     pts = [np.asarray(p, float) for p in (p0, p1, p2, p3)]
     while len(pts) > 1:
-        pts = [(1 - t) * a + t * b for a, b in zip(pts[:-1], pts[1:])]
+        pts = [(1 - t) * a + t * b for a, b in itertools.pairwise(pts)]
     return pts[0]
 
 
@@ -180,7 +190,7 @@ def test_read_svg_curves_are_thinned_by_rdp(tmp_path):
     (s,) = read_strokes_file(f)
     (raw,) = read_strokes_file(f, simplify_svg=False)
     assert len(s) < len(raw) // 2  # the straight first curve collapses to one segment
-    x0, x1, y0, y1 = bounds(s)
+    x0, x1, _y0, _y1 = bounds(s)
     assert x1 - x0 == pytest.approx(255, abs=1e-3)
 
 

@@ -112,6 +112,7 @@ def test_draw_get_completions_and_download_svg(studio, browser, tmp_path):
     try:
         assert page.locator("#model").input_value() == model
         assert page.locator("#reconstruct").is_disabled()  # decoder-only: no encoder
+        assert page.locator("#zfrom").is_hidden()
         _cat_head(page)
         page.wait_for_function("document.body.dataset.completions === 'ready'", timeout=60_000)
 
@@ -151,6 +152,8 @@ def test_draw_get_completions_and_download_svg(studio, browser, tmp_path):
         dl.value.save_as(png)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+        page.mouse.move(2, 2)  # leave the cards: all completions shown again, none highlighted
+        page.wait_for_timeout(100)
         shot = tmp_path / "studio.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
@@ -173,6 +176,10 @@ def test_conditional_model_reconstruct_sample_interpolate(studio, browser):
         assert page.locator("#reconstruct").is_enabled() and page.locator("#interpolate").is_disabled()
         _stroke(page, [(0.3, 0.3), (0.5, 0.35), (0.6, 0.6), (0.4, 0.7)])
         page.wait_for_function("document.body.dataset.completions === 'ready'", timeout=60_000)
+        assert "z_from" not in page.evaluate("window.studio.lastRequest")
+        page.check("#zfrom")  # z = mu(drawing) instead of the prior: asks again
+        page.wait_for_function("window.studio.lastRequest.z_from === 'input' && "
+                               "document.body.dataset.completions === 'ready'", timeout=60_000)
         page.click("#reconstruct")
         page.wait_for_selector('.batch[data-kind="reconstruction"] .card', timeout=30_000)
         assert page.locator('.batch[data-kind="reconstruction"] .card').count() == 4
@@ -191,6 +198,7 @@ def test_conditional_model_reconstruct_sample_interpolate(studio, browser):
         page.select_option("#model", "tiny_dec")
         page.wait_for_function("document.body.dataset.model === 'tiny_dec'", timeout=30_000)
         assert page.locator("#reconstruct").is_disabled() and page.locator("#interpolate").is_disabled()
+        assert page.locator("#zfrom").is_hidden()
         assert not problems, problems
     finally:
         ctx.close()

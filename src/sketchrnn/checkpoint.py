@@ -66,7 +66,6 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a training checkpoint safely (``weights_only=True``); clear errors for bad files."""
     import pickle
-    import zipfile
 
     import torch
 
@@ -78,7 +77,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
         raise ModelFileError(f"checkpoint {p} was refused by the safe loader ({first[:160]}); it is not a sketchrnn checkpoint or it is corrupted") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError, TypeError, IndexError) as e:
+    except Exception as e:  # noqa: BLE001 - torch.load on a damaged file raises many types
+        # (RuntimeError, EOFError, BadZipFile, ValueError, OSError, KeyError, AssertionError, ...)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelFileError(f"checkpoint {p} is corrupted or truncated ({msg[:160]}); use an earlier checkpoint") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
@@ -86,14 +86,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("config", "model", "scale_factor", "step"):
         if key not in ck:
             raise ModelFileError(f"checkpoint {p} lacks '{key}'; it is incomplete")
+    kinds = {"config": str, "model": dict, "step": int}
+    for key, typ in kinds.items():
+        if not isinstance(ck[key], typ) or isinstance(ck[key], bool):
+            raise ModelFileError(f"checkpoint {p}: '{key}' is a {type(ck[key]).__name__}, expected {typ.__name__}; "
+                                 "the file is corrupted")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ck["model"].items()):
+        raise ModelFileError(f"checkpoint {p}: 'model' is not a mapping of names to tensors; the file is corrupted")
+    names = ck.get("class_names", [])
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"checkpoint {p}: 'class_names' is not a list of strings; the file is corrupted")
     return ck
 
 
 def config_from_json(text: str, where: str) -> Config:
     try:
         d = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{where}: stored config is not valid JSON ({e})") from None
+    except (TypeError, json.JSONDecodeError, RecursionError) as e:
+        raise ModelFileError(f"{where}: stored config is not valid JSON ({type(e).__name__}: {str(e)[:100]})") from None
     try:
         return Config.from_dict(d, where=where)
     except ConfigError as e:
@@ -123,12 +133,13 @@ def save_weights(path: str | Path, model, config: Config | ModelConfig, scale_fa
 
 
 def _check_scale(scale: Any, where: str) -> float:
+    shown = " ".join(repr(scale).split())[:60]  # one line, short, whatever the stored object is
     try:
         s = float(scale)
-    except (TypeError, ValueError):
-        raise ModelFileError(f"{where}: scale_factor {scale!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError, RuntimeError):
+        raise ModelFileError(f"{where}: scale_factor {shown} is not a number") from None
     if not (math.isfinite(s) and s > 0):
-        raise ModelFileError(f"{where}: scale_factor {scale!r} must be a positive finite number")
+        raise ModelFileError(f"{where}: scale_factor {shown} must be a positive finite number")
     return s
 
 
@@ -137,8 +148,10 @@ def _build(cfg: Config, state: dict, where: str):
 
     from .model import SketchRNN
 
-    model = SketchRNN(cfg.model)
-    own = model.state_dict()
+    # Shapes are checked on the meta device first (no memory): a file whose config asks
+    # for a huge model but does not hold its weights is refused before any allocation.
+    with torch.device("meta"):
+        own = SketchRNN(cfg.model).state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -149,6 +162,9 @@ def _build(cfg: Config, state: dict, where: str):
             raise ModelFileError(f"{where}: tensor {k} has shape {shape}, the config needs {tuple(own[k].shape)}")
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ModelFileError(f"{where}: tensor {k} holds NaN or Inf values")
+        if not (v.is_floating_point() or v.dtype == own[k].dtype):
+            raise ModelFileError(f"{where}: tensor {k} has dtype {v.dtype}, expected floating point")
+    model = SketchRNN(cfg.model)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     model.eval()
     return model
@@ -181,7 +197,6 @@ def load_model(spec: str | Path, device: str = "cpu"):
         return lm
 
     if p.suffix == ".safetensors":
-        from safetensors import SafetensorError
         from safetensors.torch import load as st_load
 
         try:
@@ -191,16 +206,19 @@ def load_model(spec: str | Path, device: str = "cpu"):
 
             with safe_open(str(p), framework="pt") as f:
                 meta = f.metadata() or {}
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise ModelFileError(f"weights file {p} is corrupted or not safetensors ({str(e)[:120]})") from None
+        except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, ValueError, RuntimeError, ...
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            raise ModelFileError(f"weights file {p} is corrupted or not safetensors ({first})") from None
         if meta.get("format") != WEIGHTS_FORMAT:
             raise ModelFileError(f"{p} has no sketchrnn metadata; it was not exported by sketchrnn")
         cfg = config_from_json(meta.get("config", ""), str(p))
         scale = _check_scale(meta.get("scale_factor"), str(p))
         try:
             class_names = json.loads(meta.get("class_names", "[]"))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise ModelFileError(f"{p}: class_names metadata is not valid JSON") from None
+        if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
+            raise ModelFileError(f"{p}: class_names metadata is not a list of strings")
         model = _build(cfg, state, str(p)).to(device)
         return LoadedModel(model=model, config=cfg.model, scale_factor=scale, class_names=list(class_names),
                            name=p.stem, source=str(p), info={k: v for k, v in meta.items() if k not in ("config",)})

@@ -336,4 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the package module so verbs registered by extensions land in the same registry.
+    from sketchrnn.cli import main as _main
+
+    sys.exit(_main())

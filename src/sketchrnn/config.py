@@ -191,7 +191,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a number, got {value!r}")
         try:
             v = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float range
             raise ConfigError(f"{where} must be a number, got {value!r}") from None
         if not math.isfinite(v):
             raise ConfigError(f"{where} must be a finite number, got {value!r}")
@@ -244,10 +244,14 @@ def load_config(path: str | Path) -> Config:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {p} not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not UTF-8 text; expected a JSON config (see configs/)") from None
     except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
     try:
         d = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except json.JSONDecodeError as e:
         raise ConfigError(f"config file {p} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {p} nests JSON too deeply; expected an object with model/data/train") from None
     return Config.from_dict(d, where=str(p))

@@ -27,9 +27,10 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,28 +38,28 @@ from .errors import DataError, ModelFileError
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
+    "Decoded",
     "ModelKindError",
     "SketchFitWarning",
-    "Decoded",
-    "prepare_sketches",
-    "latent",
-    "slerp",
-    "lerp",
-    "interpolate_z",
-    "reconstructions",
-    "interpolate",
     "analogy",
     "complete",
     "design_sheet",
-    "lattice_centres",
-    "render_lattice",
-    "tile_image",
-    "tile_svg",
+    "frame_images",
     "frames_gif",
     "frames_svg",
-    "frame_images",
+    "interpolate",
+    "interpolate_z",
     "join",
+    "latent",
+    "lattice_centres",
+    "lerp",
+    "prepare_sketches",
+    "reconstructions",
+    "render_lattice",
+    "slerp",
     "split_lines",
+    "tile_image",
+    "tile_svg",
     "two_tone_image",
     "two_tone_svg",
 ]
@@ -425,7 +426,7 @@ def render_lattice(sketches: Sequence[np.ndarray], rows: int, cols: int, cell: i
     x0, y0, w, h = window if window is not None else (0, 0, W, H)
     ss = max(1, int(supersample))
     motifs = _motif_pixels(sketches, lattice_centres(rows, cols, cell, offset), motif_scale * cell)
-    pad = int(math.ceil(cell * max(1.0, motif_scale) + stroke_width)) + 1
+    pad = math.ceil(cell * max(1.0, motif_scale) + stroke_width) + 1
     # Pillow's rasteriser rounds negative coordinates differently from positive ones: draw on
     # a canvas with ``pad`` px on every side so that all coordinates are positive, then crop.
     img = Image.new("RGB", ((int(w) + 2 * pad) * ss, (int(h) + 2 * pad) * ss), background)
@@ -437,8 +438,8 @@ def render_lattice(sketches: Sequence[np.ndarray], rows: int, cols: int, cell: i
         local = [np.round(ln * ss * 8.0) / 8.0 for ln in lines]  # (n, 2) supersampled px, dyadic grid
         allp = np.concatenate(lines)
         lo, hi = allp.min(axis=0), allp.max(axis=0)
-        for i in range(int(math.floor((x0 - hi[0] - pad) / W)), int(math.ceil((x0 + w - lo[0] + pad) / W)) + 1):
-            for j in range(int(math.floor((y0 - hi[1] - pad) / H)), int(math.ceil((y0 + h - lo[1] + pad) / H)) + 1):
+        for i in range(math.floor((x0 - hi[0] - pad) / W), math.ceil((x0 + w - lo[0] + pad) / W) + 1):
+            for j in range(math.floor((y0 - hi[1] - pad) / H), math.ceil((y0 + h - lo[1] + pad) / H) + 1):
                 sx, sy = i * W - x0, j * H - y0  # integer pixel shift into the window
                 if hi[0] + sx < -pad or lo[0] + sx > w + pad or hi[1] + sy < -pad or lo[1] + sy > h + pad:
                     continue
@@ -629,6 +630,7 @@ def _atomic_write(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary files
         os.replace(tmp, p)
     except BaseException as e:
         try:

@@ -13,10 +13,16 @@ message, leaving the last good checkpoint intact.
 A run directory holds ``config.json``, ``argv.txt``, ``metrics.csv``, ``last.pt`` (resume)
 and ``best.pt`` (best validation loss). ``Trainer(..., resume=True)`` continues exactly
 where ``last.pt`` left off: weights, optimiser, schedules, data order and RNG states.
+
+Launched by ``torchrun`` the same Trainer trains data-parallel with DistributedDataParallel
+(:mod:`sketchrnn.distributed`, docs/SCALING.md): ``train.batch_size`` is the global batch,
+split across ranks; only rank 0 writes files and logs; a checkpoint resumes under any world
+size. ``data.paths`` may also name one packed directory (:mod:`sketchrnn.data.packed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -83,32 +89,46 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, argv: list[str] | None = None,
                  progress: bool = True, log: Callable[[str], None] | None = None):
         from .data import BatchLoader, SketchData
+        from .distributed import DistEnv, ShardedLoader, setup_distributed, wrap_ddp
         from .model import SketchRNN
 
         self.cfg = cfg.validate()
         self.run_dir = Path(run_dir)
-        self.progress = progress
-        self.log = log or (lambda s: print(s, file=sys.stderr))
         t = cfg.train
         if not cfg.data.paths:
             raise ConfigError("no training data: give one or more .npz files (data.paths or --data)")
-        self._prepare_run_dir(argv, resume)
+        # torchrun (RANK/WORLD_SIZE in the environment) -> a process group; else a plain run
+        dist_env = setup_distributed(t.device)
+        self.dist: DistEnv = dist_env or DistEnv(device=resolve_device(t.device))
+        self.progress = progress and self.is_main
+        self.log = (log or (lambda s: print(s, file=sys.stderr))) if self.is_main else (lambda s: None)
+        if self.dist.sharded and t.batch_size % self.dist.world_size:
+            raise ConfigError(f"train.batch_size={t.batch_size} is the global batch and must be divisible by the "
+                              f"world size {self.dist.world_size}; use a multiple of {self.dist.world_size}")
+        self.dist.on_main(lambda: self._prepare_run_dir(argv, resume))
         if t.num_threads > 0:
             torch.set_num_threads(t.num_threads)
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
-        self.device = resolve_device(t.device)
+        self.device = self.dist.device
 
         ck = None
         if resume:
-            ck = read_checkpoint(self.last_path)
-            stored = config_from_json(ck["config"], str(self.last_path))
-            if stored.model != cfg.model:
-                raise ConfigError(f"--resume: model config differs from the one in {self.last_path}; resume with the same model settings")
+            def read() -> dict[str, Any]:
+                c = read_checkpoint(self.last_path)
+                stored = config_from_json(c["config"], str(self.last_path))
+                if stored.model != cfg.model:
+                    raise ConfigError(f"--resume: model config differs from the one in {self.last_path}; resume with the same model settings")
+                return c
+
+            ck = self.dist.on_main(read)
+            ck = self.dist.broadcast_object(ck)  # rank 0 reads; no shared filesystem needed
 
         m = cfg.model
-        self.train_data = SketchData.from_files(cfg.data.paths, "train", m.max_seq_len, cfg.data.max_offset)
-        self.valid_data = SketchData.from_files(cfg.data.paths, "valid", m.max_seq_len, cfg.data.max_offset)
+        self.train_data, self.valid_data, packed = _open_data(cfg)
+        if m.class_conditional and len(self.train_data.class_names) > m.num_classes:
+            raise ConfigError(f"model.num_classes={m.num_classes} but data.paths holds {len(self.train_data.class_names)} "
+                              f"classes; set model.num_classes={len(self.train_data.class_names)}")
         if len(self.train_data.strokes) < t.batch_size:
             raise DataError(f"{cfg.data.paths[0]}: only {len(self.train_data.strokes)} training sketches of at most "
                             f"{m.max_seq_len} points, fewer than batch_size {t.batch_size}; lower train.batch_size")
@@ -120,17 +140,30 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.model = SketchRNN(m).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
-        self.loader = BatchLoader(self.train_data, self.scale_factor, t.batch_size, m.max_seq_len, augment=True,
-                                  random_scale_factor=cfg.data.random_scale_factor,
-                                  augment_stroke_prob=cfg.data.augment_stroke_prob, shuffle=True, seed=t.seed)
-        self.valid_loader = BatchLoader(self.valid_data, self.scale_factor, t.batch_size, m.max_seq_len,
-                                        augment=False, shuffle=False, drop_last=False)
+        if packed:
+            from .data.packed import PackedBatchLoader as Loader
+        else:
+            Loader = BatchLoader
+        self.loader = Loader(self.train_data, self.scale_factor, t.batch_size, m.max_seq_len, augment=True,
+                             random_scale_factor=cfg.data.random_scale_factor,
+                             augment_stroke_prob=cfg.data.augment_stroke_prob, shuffle=True, seed=t.seed)
+        if self.dist.sharded:  # this rank's slice of every global batch
+            self.loader = ShardedLoader(self.loader, self.dist.rank, self.dist.world_size)
+        self.valid_loader = Loader(self.valid_data, self.scale_factor, t.batch_size, m.max_seq_len,
+                                   augment=False, shuffle=False, drop_last=False)
         self.step = 0
         self.best_valid = math.inf
         self.bad_steps = 0
         self.bad_total = 0
         if ck is not None:
             self._restore(ck)
+        # DDP (process group in use): LossModule(model) wrapped; self.model stays the plain module
+        self._ddp = wrap_ddp(self.model, self.dist) if self.dist.enabled else None
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that logs and writes files (rank 0; always in a plain run)."""
+        return self.dist.is_main
 
     # ------------------------------------------------------------------ files
     @property
@@ -167,20 +200,23 @@ class Trainer:
             "best_valid": self.best_valid,
             "bad_total": self.bad_total,
             "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []},
+                    "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" and not self.dist.sharded else []},
+            "world_size": self.dist.world_size,
             "loader": _jsonable(self.loader.state_dict()),
         }
 
     def save(self, path: Path | None = None) -> None:
-        save_checkpoint(path or self.last_path, self._payload())
+        """Write a checkpoint (``last.pt`` by default); only rank 0 writes."""
+        if self.is_main:
+            save_checkpoint(path or self.last_path, self._payload())
 
     def _restore(self, ck: dict[str, Any]) -> None:
         try:
             self.model.load_state_dict(ck["model"])
             self.optimizer.load_state_dict(ck["optimizer"])
             self.loader.load_state_dict(_unjsonable(ck["loader"]))
-            torch.set_rng_state(ck["rng"]["torch"])
-            if self.device.type == "cuda" and ck["rng"].get("cuda"):
+            torch.set_rng_state(ck["rng"]["torch"])  # sharded runs reseed per step (distributed.rank_seed)
+            if self.device.type == "cuda" and ck["rng"].get("cuda") and not self.dist.sharded:
                 torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise ModelFileError(f"cannot resume from {self.last_path}: {str(e).splitlines()[0][:160]}") from None
@@ -191,13 +227,16 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def train_step(self, batch) -> tuple[float, float, float] | None:
         """One optimiser step; returns (loss, L_R, L_KL) or None if skipped (non-finite)."""
+        if self._ddp is not None:
+            return self._train_step_ddp(batch)
         cfg = self.cfg
         for g in self.optimizer.param_groups:
             g["lr"] = learning_rate_at(cfg, self.step)
         w_kl = kl_weight_at(cfg, self.step)
         self.model.train()
         batch = batch.to(self.device)
-        out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance)
+        kw = {"class_ids": batch.class_ids} if cfg.model.class_conditional else {}
+        out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance, **kw)
         loss = out["L_R"] + w_kl * out["kl_loss"] if cfg.model.conditional else out["L_R"]
         self.optimizer.zero_grad(set_to_none=True)
         ok = bool(torch.isfinite(loss))
@@ -221,6 +260,62 @@ class Trainer:
         self.step += 1
         return float(loss.detach()), float(out["L_R"].detach()), float(out["L_KL"].detach())
 
+    def _train_step_ddp(self, batch) -> tuple[float, float, float] | None:
+        """:meth:`train_step` under DDP: the same step as one process on the global batch.
+
+        Each rank's loss is the mean over its B/N sketches, and DDP averages the gradients,
+        so the gradient is that of the global mean. Magenta's ``max(KL, kl_tolerance)`` is
+        decided on the all-reduced KL (a per-rank clamp would not equal the global one).
+        The non-finite check is all-reduced, so every rank skips the same steps.
+        """
+        cfg, env = self.cfg, self.dist
+        for g in self.optimizer.param_groups:
+            g["lr"] = learning_rate_at(cfg, self.step)
+        w_kl = kl_weight_at(cfg, self.step)
+        if env.sharded:  # z samples and dropout masks: a fresh stream per (seed, rank, step)
+            from .distributed import rank_seed
+
+            torch.manual_seed(rank_seed(cfg.train.seed, env.rank, self.step))
+        self.model.train()
+        self._ddp.train()
+        batch = batch.to(self.device)
+        cls = batch.class_ids if cfg.model.class_conditional else None
+        out = self._ddp(batch.strokes, batch.lengths, cfg.train.kl_tolerance, cls)
+        tol = cfg.train.kl_tolerance
+        if cfg.model.conditional:
+            kl = out["kl_raw"]
+            kl_global = env.all_reduce_sum(kl.detach().clone()) / env.world_size
+            below = bool(kl_global < tol)  # False for NaN: the NaN then reaches the loss and is caught
+            kl_term = torch.full_like(kl, tol) if below else kl
+            loss = out["L_R"] + w_kl * kl_term
+            l_kl = torch.clamp(kl_global, min=tol)
+        else:
+            loss = out["L_R"]
+            l_kl = out["L_KL"].detach()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # always, on every rank: DDP's all-reduce needs all of them
+        flags = [~torch.isfinite(loss.detach())]
+        flags += [~torch.isfinite(p.grad).all() for p in self.model.parameters() if p.grad is not None]
+        vec = torch.stack([torch.stack(flags).any().float(), loss.detach().float(), out["L_R"].detach().float()])
+        vec = env.all_reduce_sum(vec)
+        bad, loss_v, r_v = vec.tolist()
+        if bad > 0:
+            self.bad_steps += 1
+            self.bad_total += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.bad_steps >= cfg.train.max_bad_steps:
+                raise TrainingError(f"{self.bad_steps} non-finite losses/gradients in a row at step {self.step}; "
+                                    f"stopped; the last good checkpoint is {self.last_path}")
+            self.step += 1
+            return None
+        self.bad_steps = 0
+        if cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        n = env.world_size
+        return loss_v / n, r_v / n, float(l_kl)
+
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Validation L_R, L_KL and the loss used to pick the best checkpoint (w_KL at its final value)."""
@@ -231,23 +326,42 @@ class Trainer:
             tot_r = tot_kl = 0.0
             n = 0
             limit = cfg.train.max_eval_sketches or len(self.valid_data.strokes)
-            for batch in self.valid_loader.sequential(limit):  # the same sketches every time
+            for batch in self._valid_batches(limit):  # the same sketches every time
                 batch = batch.to(self.device)
-                out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance)
+                kw = {"class_ids": batch.class_ids} if cfg.model.class_conditional else {}
+                out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance, **kw)
                 b = batch.lengths.shape[0]
                 tot_r += float(out["L_R"]) * b
                 tot_kl += float(out["L_KL"]) * b
                 n += b
+        if self.dist.sharded:  # each rank scored its own part: sum over ranks
+            tot = self.dist.all_reduce_sum(torch.tensor([tot_r, tot_kl, float(n)], dtype=torch.float64,
+                                                        device=self.device))
+            tot_r, tot_kl, n = tot.tolist()
         r, kl = tot_r / max(n, 1), tot_kl / max(n, 1)
         loss = r + (cfg.train.kl_weight * max(kl, cfg.train.kl_tolerance) if cfg.model.conditional else 0.0)
         return {"valid_loss": loss, "valid_L_R": r, "valid_L_KL": kl}
+
+    def _valid_batches(self, limit: int):
+        """Validation batches: all of the first ``limit`` sketches; with N ranks, rank r
+        scores its contiguous share in batches of batch_size / N (sums are all-reduced)."""
+        if not self.dist.sharded:
+            yield from self.valid_loader.sequential(limit)
+            return
+        from .distributed import shard_range
+
+        n = min(int(limit), len(self.valid_data.strokes))
+        a, b = shard_range(n, self.dist.rank, self.dist.world_size)
+        step = max(self.cfg.train.batch_size // self.dist.world_size, 1)
+        for i in range(a, b, step):
+            yield self.valid_loader.batch(np.arange(i, min(i + step, b)))
 
     # ------------------------------------------------------------------ loop
     def fit(self, num_steps: int | None = None) -> dict[str, float]:
         cfg = self.cfg
         target = cfg.train.num_steps if num_steps is None else num_steps
         metrics_path = self.run_dir / "metrics.csv"
-        new_file = not metrics_path.exists()
+        new_file = self.is_main and not metrics_path.exists()
         fields = ["step", "lr", "kl_weight", "loss", "L_R", "L_KL", "sketches_per_s", "skipped",
                   "valid_loss", "valid_L_R", "valid_L_KL"]
         t_start = time.time()
@@ -260,7 +374,10 @@ class Trainer:
         last = {}
         t_log = time.time()
         n_log = 0
-        with open(metrics_path, "a", newline="") as mf:
+        per_batch = self.dist.world_size if self.dist.sharded else 1  # a batch here is this rank's slice
+        # only rank 0 writes metrics.csv (other ranks write to nowhere)
+        mf_ctx = open(metrics_path, "a", newline="") if self.is_main else contextlib.nullcontext(_NullFile())
+        with mf_ctx as mf:
             writer = csv.DictWriter(mf, fieldnames=fields)
             if new_file:
                 writer.writeheader()
@@ -272,7 +389,7 @@ class Trainer:
                     it = iter(self.loader)
                     batch = next(it)
                 res = self.train_step(batch)
-                n_log += batch.lengths.shape[0]
+                n_log += batch.lengths.shape[0] * per_batch
                 if res is not None:
                     stats.add(*res)
                 row = None
@@ -299,6 +416,8 @@ class Trainer:
                     writer.writerow(row)
                     mf.flush()
                 stop_time = cfg.train.max_minutes > 0 and (time.time() - t_start) > 60 * cfg.train.max_minutes
+                if cfg.train.max_minutes > 0 and self.dist.enabled:
+                    stop_time = bool(self.dist.broadcast_object(stop_time))  # rank 0's clock decides for all
                 if self.step % cfg.train.save_every == 0 or self.step == target or stop_time:
                     self.save()
                 if bar is not None:
@@ -308,7 +427,40 @@ class Trainer:
                     break
         if bar is not None:
             bar.close()
+        self.dist.barrier()  # every rank returns after rank 0 has written its checkpoints
         return {"step": self.step, "best_valid": self.best_valid, "skipped": self.bad_total, **last}
+
+
+class _NullFile:
+    """Where the metrics of ranks other than 0 go."""
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def _open_data(cfg: Config):
+    """(train, valid, packed?) for data.paths: sketch-rnn .npz files, or one packed directory."""
+    from .data import SketchData
+    from .data.packed import PackedSketchData, is_packed_dir
+
+    paths = list(cfg.data.paths)
+    m = cfg.model
+    packed = [p for p in paths if is_packed_dir(p)]
+    if packed:
+        if len(paths) != 1:
+            raise ConfigError(f"data.paths: the packed directory {packed[0]} must be the only entry (pack the other "
+                              "files into it with `sketchrnn pack`)")
+        return (PackedSketchData(paths[0], "train", m.max_seq_len, cfg.data.max_offset),
+                PackedSketchData(paths[0], "valid", m.max_seq_len, cfg.data.max_offset), True)
+    for p in paths:
+        if Path(p).is_dir():
+            raise DataError(f"{p}: a directory without a packed-corpus header; give sketch-rnn .npz files or a "
+                            "directory written by `sketchrnn pack`")
+    return (SketchData.from_files(paths, "train", m.max_seq_len, cfg.data.max_offset),
+            SketchData.from_files(paths, "valid", m.max_seq_len, cfg.data.max_offset), False)
 
 
 def _jsonable(obj: Any) -> Any:

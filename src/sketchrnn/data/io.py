@@ -46,19 +46,19 @@ from ..errors import DataError
 from .strokes import from_polylines, normalize_size, to_polylines
 
 __all__ = [
-    "read_strokes_file",
-    "read_json_strokes",
-    "parse_json_strokes",
-    "read_svg",
-    "parse_svg",
-    "parse_path_d",
-    "parse_transform",
-    "rdp",
-    "simplify_strokes",
-    "simplify_to_length",
+    "QUICKDRAW_SIZE",
     "fit_sketch",
     "min_points",
-    "QUICKDRAW_SIZE",
+    "parse_json_strokes",
+    "parse_path_d",
+    "parse_svg",
+    "parse_transform",
+    "rdp",
+    "read_json_strokes",
+    "read_strokes_file",
+    "read_svg",
+    "simplify_strokes",
+    "simplify_to_length",
 ]
 
 QUICKDRAW_SIZE = 255.0  # Google's simplified QuickDraw drawings span 0..255 on their larger side
@@ -122,7 +122,11 @@ def _stroke3_from_rows(rows: list, where: str) -> np.ndarray:
     if not np.isfinite(a).all():
         raise DataError(f"{where}: stroke-3 rows hold NaN or Inf values")
     a[:, 2] = (a[:, 2] > 0.5).astype(np.float64)
-    return a.astype(np.float32)
+    with np.errstate(over="ignore"):
+        a32 = a.astype(np.float32)
+    if not np.isfinite(a32).all():
+        raise DataError(f"{where}: stroke-3 offsets too large (beyond float32 range)")
+    return a32
 
 
 def _quickdraw_polylines(strokes: list, where: str) -> list[np.ndarray]:
@@ -153,7 +157,11 @@ def _polys_to_s3(polys: list[np.ndarray], where: str) -> np.ndarray:
         raise DataError(f"{where}: the drawing has no points")
     if not all(np.isfinite(p).all() for p in polys):
         raise DataError(f"{where}: coordinates hold NaN or Inf values")
-    return from_polylines(polys)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s3 = from_polylines(polys)
+    if not np.isfinite(s3).all():  # e.g. points at +-1e300: offsets overflow float32
+        raise DataError(f"{where}: coordinates too large (offsets beyond float32 range)")
+    return s3
 
 
 def _one_sketch(obj: Any, where: str) -> np.ndarray:
@@ -176,14 +184,19 @@ def _one_sketch(obj: Any, where: str) -> np.ndarray:
 
 def parse_json_strokes(obj: Any, where: str = "JSON") -> list[np.ndarray]:
     """Parsed JSON (any layout of the module docstring) -> list of stroke-3 sketches."""
-    if isinstance(obj, dict) and "sketches" in obj:
-        items = obj["sketches"]
-        if not isinstance(items, list) or not items:
-            raise DataError(f"{where}: 'sketches' must be a non-empty list")
-        return [_one_sketch(s, f"{where}: sketch {i}") for i, s in enumerate(items)]
-    if isinstance(obj, list) and obj and all(isinstance(s, dict) for s in obj):
-        return [_one_sketch(s, f"{where}: sketch {i}") for i, s in enumerate(obj)]
-    return [_one_sketch(obj, where)]
+    try:
+        if isinstance(obj, dict) and "sketches" in obj:
+            items = obj["sketches"]
+            if not isinstance(items, list) or not items:
+                raise DataError(f"{where}: 'sketches' must be a non-empty list")
+            return [_one_sketch(s, f"{where}: sketch {i}") for i, s in enumerate(items)]
+        if isinstance(obj, list) and obj and all(isinstance(s, dict) for s in obj):
+            return [_one_sketch(s, f"{where}: sketch {i}") for i, s in enumerate(obj)]
+        return [_one_sketch(obj, where)]
+    except OverflowError:  # an integer beyond float64 (JSON allows any size)
+        raise DataError(f"{where}: a number is too large for a coordinate") from None
+    except RecursionError:  # {"strokes": {"strokes": ...}} nested beyond Python's limit
+        raise DataError(f"{where}: JSON nested too deeply to be a sketch") from None
 
 
 def read_json_strokes(path: str | Path) -> list[np.ndarray]:
@@ -195,6 +208,8 @@ def read_json_strokes(path: str | Path) -> list[np.ndarray]:
         raise DataError(f"input file {p} not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{p}: not valid JSON ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise DataError(f"{p}: JSON nested too deeply to be a sketch") from None
     except OSError as e:
         raise DataError(f"{p}: cannot read ({e.strerror})") from None
     return parse_json_strokes(obj, str(p))
@@ -295,7 +310,7 @@ def _arc(p0: np.ndarray, rx: float, ry: float, phi_deg: float, large: bool, swee
         dth -= 2 * math.pi
     elif sweep and dth < 0:
         dth += 2 * math.pi
-    n = max(2, int(math.ceil(_CURVE_SEGMENTS * abs(dth) / math.pi)))
+    n = max(2, math.ceil(_CURVE_SEGMENTS * abs(dth) / math.pi))
     th = th1 + dth * np.linspace(0.0, 1.0, n + 1)[1:]  # (n,)
     x = cx + rx * np.cos(th) * c - ry * np.sin(th) * s
     y = cy + rx * np.cos(th) * s + ry * np.sin(th) * c

@@ -26,6 +26,7 @@ import io
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -186,7 +187,9 @@ def _read_member(path: Path, zf: zipfile.ZipFile, split: str) -> list[np.ndarray
         raise DataError(f"{where} is {info.file_size} bytes uncompressed; refusing (limit {_MAX_MEMBER_BYTES})")
     try:
         data = zf.read(info)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError, RuntimeError) as e:
+        # zlib.error: corrupt deflate stream; NotImplementedError: unknown compression
+        # method; RuntimeError: encrypted member
         raise DataError(f"{where}: cannot read the zip member ({e}); the file is damaged, download it again") from None
     fh = io.BytesIO(data)
     try:
@@ -248,6 +251,12 @@ def _validate(items: Sequence[object], where: str) -> list[np.ndarray]:
     if not finite.all():
         i = int(np.searchsorted(ends, int(np.argmin(finite)), side="right"))
         raise DataError(f"{where} index {i}: contains NaN or Inf (or values beyond float32); fix or drop this sketch")
+    pen_ok = (flat[:, 2] == 0.0) | (flat[:, 2] == 1.0)  # stroke-3 pen_lifted is 0 or 1
+    if not pen_ok.all():
+        r = int(np.argmin(pen_ok))
+        i = int(np.searchsorted(ends, r, side="right"))
+        raise DataError(f"{where} index {i}: pen_lifted column holds {flat[r, 2]:g}; stroke-3 needs 0 or 1 there; "
+                        "fix or drop this sketch")
     return np.split(flat, ends[:-1])
 
 
@@ -258,7 +267,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise DataError(f"{path}: is a directory; pass the path of a sketch-rnn .npz file")
     try:
         return zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError):  # damaged central directory
         raise DataError(f"{path}: not an .npz (zip) file; expected Google's sketch-rnn layout with train/valid/test") from None
     except OSError as e:
         raise DataError(f"{path}: cannot open ({e.strerror})") from None

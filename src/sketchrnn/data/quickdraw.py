@@ -31,6 +31,9 @@ import numpy as np
 from ..errors import DataError
 from .strokes import from_polylines
 
+MAX_COORD = 1e9  # |x|, |y| beyond this are not screen pixels (and would overflow float32 offsets)
+MAX_RESAMPLED = 1_000_000  # points one drawing may have after 1 px resampling (Google's: ~10^3)
+
 __all__ = [
     "QuickDrawSketch",
     "read_ndjson",
@@ -147,9 +150,17 @@ def simplify_drawing(raw_strokes: Sequence[Any], size: float = 255.0, spacing: f
     if not polys:
         raise DataError("drawing has no points; nothing to simplify")
     allp = np.concatenate(polys)
+    if not np.isfinite(allp).all() or float(np.abs(allp).max()) > MAX_COORD:
+        raise DataError(f"drawing has coordinates beyond +-{MAX_COORD:g} (or NaN/Inf); not a drawing in pixels")
     lo = allp.min(axis=0)
     extent = float((allp - lo).max())
     k = size / extent if extent > 0 else 1.0
+    # Resampling emits one point per `spacing` of arc length: bound it before allocating
+    # (a zig-zag of n points across the canvas would otherwise give ~360 n points).
+    arc = sum(float(np.hypot(*np.diff(p, axis=0).T).sum()) for p in polys) * k / spacing
+    if arc > MAX_RESAMPLED:
+        raise DataError(f"drawing is {arc:.3g} px long after scaling to {size:g} px; more than the "
+                        f"{MAX_RESAMPLED} resampled points allowed (real drawings are far shorter)")
     return [np.round(rdp(resample_polyline((p - lo) * k, spacing), epsilon)).astype(np.int64) for p in polys]
 
 
@@ -176,13 +187,15 @@ def _parse_drawing(drawing: Any, where: str) -> tuple[list[np.ndarray], bool]:
         is_raw |= len(s) == 3
         try:
             rows = [np.asarray(r, dtype=np.float64) for r in s]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: integers beyond float64
             raise DataError(f"{where}: stroke {j} holds non-numeric values") from None
         if any(r.ndim != 1 for r in rows) or len({len(r) for r in rows}) != 1:
             raise DataError(f"{where}: stroke {j} has rows of different lengths or nested values")
         xy = np.stack(rows[:2], axis=1)  # (n, 2)
         if not np.isfinite(xy).all():
             raise DataError(f"{where}: stroke {j} has NaN or Inf coordinates")
+        if xy.size and float(np.abs(xy).max()) > MAX_COORD:
+            raise DataError(f"{where}: stroke {j} has coordinates beyond +-{MAX_COORD:g}; not a drawing in pixels")
         polys.append(xy)
     return polys, is_raw
 
@@ -211,11 +224,16 @@ def read_ndjson(path: str | os.PathLike, simplify: bool | None = None) -> list[Q
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{where}: not valid JSON ({e.msg}); each line must be one drawing object") from None
+        except RecursionError:
+            raise DataError(f"{where}: JSON nested too deeply; each line must be one drawing object") from None
         if not isinstance(obj, dict) or "drawing" not in obj:
             raise DataError(f"{where}: expected a JSON object with a 'drawing' field")
         polys, is_raw = _parse_drawing(obj["drawing"], where)
         if simplify or (simplify is None and is_raw):
-            polys = [q.astype(np.float64) for q in simplify_drawing(polys)]
+            try:
+                polys = [q.astype(np.float64) for q in simplify_drawing(polys)]
+            except DataError as e:
+                raise DataError(f"{where}: {e}") from None
         npts = sum(len(q) for q in polys)
         if npts < 2:
             raise DataError(f"{where}: drawing has {npts} point(s); need at least 2")

@@ -152,11 +152,12 @@ def _check_info(info: Any, where: str) -> dict[str, Any]:
     if isinstance(version, bool) or not isinstance(version, int) or version not in KNOWN_VERSIONS:
         raise _fail(where, f"unknown version {version!r} (known: 1-6)")
     msl = info["max_seq_len"]
-    if isinstance(msl, bool) or not isinstance(msl, (int, float)) or not float(msl).is_integer() or not (1 <= msl <= 100000):
+    # range first: float() of a huge JSON integer would raise OverflowError
+    if isinstance(msl, bool) or not isinstance(msl, (int, float)) or not (1 <= msl <= 100000) or not float(msl).is_integer():
         raise _fail(where, f"max_seq_len {msl!r} must be a whole number in 1..100000")
     sf = info["scale_factor"]
-    if isinstance(sf, bool) or not isinstance(sf, (int, float)) or not math.isfinite(sf) \
-            or not (SCALE_RANGE[0] <= sf <= SCALE_RANGE[1]):
+    if isinstance(sf, bool) or not isinstance(sf, (int, float)) or not (SCALE_RANGE[0] <= sf <= SCALE_RANGE[1]) \
+            or not math.isfinite(sf):
         raise _fail(where, f"scale_factor {sf!r} must be a finite number in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}]")
     if "name" in info and not isinstance(info["name"], str):
         raise _fail(where, f"name {info['name']!r} must be a string")

@@ -203,7 +203,8 @@ class ModelRegistry:
 
     @contextmanager
     def use(self, name: str, timeout: float, on_load: Callable[[ModelEntry], None] | None = None) -> Iterator[ModelEntry]:
-        """Hold ``name``'s lock (at most ``timeout`` s of waiting, else 503), loading it on first use."""
+        """Hold ``name``'s lock (at most ``timeout`` s of waiting, else 503), loading it on first use
+        (then ``on_load(entry)``, until it has set ``entry.extent``)."""
         e = self.get(name)
         if not e.lock.acquire(timeout=timeout):
             raise RequestError(503, f"model {name} is busy (waited {timeout:g} s); try again")
@@ -215,8 +216,8 @@ class ModelRegistry:
                     e.loaded = load_model(e.spec)
                 except SketchRNNError as err:
                     raise RequestError(500, f"model {name} cannot be loaded: {err}") from None
-                if on_load is not None:
-                    on_load(e)
+            if on_load is not None and e.extent is None:
+                on_load(e)
             yield e
         finally:
             e.lock.release()

@@ -15,6 +15,7 @@ All sketches in and out are stroke-3 in the model's data units (pixels of its da
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from typing import Any, Callable
@@ -28,6 +29,7 @@ from .validation import (Limits, RequestError, bool_field, check_fields, choice_
 
 __all__ = ["StudioService", "slerp", "calibrate_extent", "sketch_extent"]
 
+log = logging.getLogger("sketchrnn.studio")
 TEMPERATURE_MODES = ("paper", "magenta_py", "magenta_js")
 FILL = 0.75  # a typical drawing of the model fills this fraction of the canvas side
 
@@ -73,7 +75,8 @@ def calibrate_extent(loaded: Any, n: int = 8, temperature: float = 0.5, seed: in
     try:
         sk = api.sample(loaded, n=n, temperature=temperature, seed=seed,
                         max_len=min(int(loaded.config.max_seq_len), 250))
-    except SketchRNNError:
+    except Exception:  # noqa: BLE001 - a model that cannot sample is reported by the requests that need it
+        log.warning("studio: cannot sample from %s to measure its extent; using 12 x scale_factor", loaded.name)
         return fallback
     ext = [sketch_extent(s) for s in sk if len(s) >= 2]
     med = float(np.median(ext)) if ext else 0.0
@@ -99,9 +102,9 @@ class StudioService:
     def _decode(self, *args: Any, **kw: Any) -> list[np.ndarray]:
         if self._decode_fn is not None:
             return self._decode_fn(*args, **kw)
-        from . import fastdecode  # same numbers as api.decode, less overhead (LSTM decoders)
+        from .. import api  # its default path is the fast CPU sampler (sketchrnn.fast)
 
-        return fastdecode.decode(*args, **kw)
+        return api.decode(*args, **kw)
 
     def _use(self, name: str):
         return self.registry.use(name, self.limits.lock_timeout_s, on_load=_on_load)

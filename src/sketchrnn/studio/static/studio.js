@@ -20,6 +20,7 @@
     completions: null,   // {rows[], start: [x, y] data units, extent}
     a: null, b: null,    // saved drawings (unit strokes) for interpolation
     seq: 0,              // completion request sequence (stale answers are dropped)
+    highlight: null,     // index of the completion whose card is hovered
     abort: null,
   };
   // Exposed for tests and curious users.
@@ -144,8 +145,9 @@
     const k = size / c.extent;
     const tx = (p) => [p[0] * k, p[1] * k];
     ctx.lineWidth = 2;
-    ctx.globalAlpha = 0.7;
     c.rows.forEach((rows, i) => {
+      // hovering a result card shows that completion and fades the others
+      ctx.globalAlpha = state.highlight === null ? 0.7 : (state.highlight === i ? 0.95 : 0.12);
       ctx.strokeStyle = COLORS[i % COLORS.length];
       const part = rows.slice(0, Math.min(rows.length, upto));
       for (const line of rowsToPolylines(part, c.end[0], c.end[1], false)) strokePolyline(ctx, line, tx);
@@ -308,6 +310,7 @@
   // ------------------------------------------------------------------ actions
   async function requestCompletions() {
     const seq = ++state.seq;
+    state.highlight = null;
     if (state.abort) state.abort.abort();
     state.completions = null;
     drawGhost(0);
@@ -318,6 +321,7 @@
     const ctl = (state.abort = new AbortController());
     const p = params();
     const body = { ...p, strokes: d.rows, max_points: 100 };
+    if (state.info.conditional && $("zfrom").checked) body.z_from = "input";
     studio.lastRequest = body;
     setStatus(`Thinking (${p.n} completions)…`);
     const t0 = performance.now();
@@ -339,7 +343,15 @@
           redrawInk();
           requestCompletions();
         });
-        return makeCard(fig, `completion ${i + 1} (${rows.length} pts)`, color, keep);
+        const card = makeCard(fig, `completion ${i + 1} (${rows.length} pts)`, color, keep);
+        const show = (on) => () => {
+          if (seq !== state.seq) return;
+          state.highlight = on ? i : null;
+          if (document.body.dataset.completions === "ready") drawGhost(Infinity);
+        };
+        card.addEventListener("mouseenter", show(true));
+        card.addEventListener("mouseleave", show(false));
+        return card;
       });
       addBatch("completion", `Completions · ${res.model} · τ ${p.temperature.toFixed(2)}`, cards, true);
     } catch (e) {
@@ -427,6 +439,7 @@
 
   $("temperature").addEventListener("input", () => { $("temperature-value").textContent = parseFloat($("temperature").value).toFixed(2); });
   $("temperature").addEventListener("change", () => { if (state.strokes.length) requestCompletions(); });
+  $("zfrom").addEventListener("change", () => { if (state.strokes.length) requestCompletions(); });
 
   // ------------------------------------------------------------------ pointer input (mouse, pen, touch)
   ghost.addEventListener("pointerdown", (e) => {
@@ -468,6 +481,7 @@
     const cond = !!(state.info && state.info.conditional);
     for (const id of ["reconstruct", "set-a", "set-b"]) $(id).disabled = !cond;
     $("interpolate").disabled = !(cond && state.a && state.b);
+    $("zfrom-wrap").hidden = !cond;
     $("sample").disabled = !state.info;
     $("recomplete").disabled = !state.info;
   }
@@ -478,6 +492,7 @@
     setStatus(`Loading ${name}…`);
     try {
       state.info = await api(`/api/models/${encodeURIComponent(name)}`);
+      if (!(state.info.extent > 0)) state.info.extent = 12 * state.info.scale_factor;
     } catch (e) {
       setStatus(`Cannot load ${name}: ${e.message}`, true);
       return;

@@ -1,0 +1,3 @@
+"""placeholder"""
+def run_sequence_accelerated(seq, xp, state0, masks, tag):
+    return None

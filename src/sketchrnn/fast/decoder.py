@@ -1,0 +1,422 @@
+"""Fast teacher-forced forward of sketch-rnn for training (encoder + decoder + losses).
+
+Exact reformulations of :class:`sketchrnn.model.SketchRNN` (the oracle) that take work out
+of the 2 x 250 sequential steps (Ha & Eck 2017, Sec. 3; Magenta ``sketch_rnn/model.py``):
+
+* the input projection of every step is ONE matrix product over the whole sequence,
+  ``X (T*B, 5) @ W_ih[:5]`` (decoder: plus the z-part ``z @ W_ih[5:] + bias`` computed once
+  per sketch and broadcast over T); per step only ``h @ W_hh`` and the gate math remain;
+* both encoder directions run in the same loop as a batch of two cells (``bmm`` with
+  stacked weights); the encoder's final state is gathered at step L-1 instead of freezing
+  the state with a ``where`` at every step;
+* the MDN head (``Linear(H, 6M+3)``) is applied once to the stacked outputs (B, T, H);
+* recurrent dropout (Semeniuta et al. 2016, on g only, fresh mask every step) uses masks
+  drawn up front for all steps, ``(T, D, B, H)`` holding 0 or 1/keep; feeding the same masks
+  to the oracle (tests patch its ``F.dropout``) gives the same numbers.
+
+Autograd differentiates the loop as written, so gradients are those of the oracle. On CUDA
+the per-step elementwise math is compiled (``torch.compile``) and the whole recurrence,
+forward and backward, is captured in a CUDA graph (:mod:`.cuda`); both switch on by
+themselves and fall back to this eager code on any error.
+
+Layouts: every recurrence runs time-major with a leading direction axis: inputs
+``(T, D, B, ·)``, states ``(D, B, ·)``, weights ``(D, in, out)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..model.cells import LN_EPS, HyperLSTMCell, LayerNormLSTMCell, LSTMCell
+
+__all__ = ["DropoutMasks", "draw_masks", "supports", "encoder_forward", "decoder_forward", "fast_forward",
+           "fast_losses", "set_cuda_acceleration"]
+
+
+# ----------------------------------------------------------------------------- pointwise math
+# Each takes the gate pre-activations (..., 4K) in the oracle's block order (i, j, f, o), the
+# cell state c (..., K) and a scaled dropout mask (..., K) or None; returns (h, c).
+def lstm_pointwise(pre: Tensor, c: Tensor, mask: Tensor | None, forget_bias: float) -> tuple[Tensor, Tensor]:
+    """LSTM update (Magenta LSTMCell): c' = c s(f+1) + s(i) drop(tanh j), h' = tanh(c') s(o)."""
+    i, j, f, o = pre.chunk(4, dim=-1)
+    g = torch.tanh(j)
+    if mask is not None:
+        g = g * mask
+    new_c = c * torch.sigmoid(f + forget_bias) + torch.sigmoid(i) * g
+    return torch.tanh(new_c) * torch.sigmoid(o), new_c
+
+
+def _ln_blocks(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+    """Layer norm of each of the 4 gate blocks of the last dim (Magenta ``layer_norm_all``)."""
+    xb = x.reshape(*x.shape[:-1], 4, x.shape[-1] // 4)  # (..., 4, K)
+    xb = F.layer_norm(xb, xb.shape[-1:], eps=LN_EPS)
+    return xb.reshape(x.shape) * gamma + beta
+
+
+def ln_lstm_pointwise(pre: Tensor, c: Tensor, mask: Tensor | None, gamma: Tensor, beta: Tensor,
+                      gamma_c: Tensor, beta_c: Tensor, forget_bias: float) -> tuple[Tensor, Tensor]:
+    """LayerNorm LSTM update (Magenta LayerNormLSTMCell); h' = tanh(LN(c')) s(o)."""
+    pre = _ln_blocks(pre, gamma, beta)
+    i, j, f, o = pre.chunk(4, dim=-1)
+    g = torch.tanh(j)
+    if mask is not None:
+        g = g * mask
+    new_c = c * torch.sigmoid(f + forget_bias) + torch.sigmoid(i) * g
+    cn = F.layer_norm(new_c, new_c.shape[-1:], eps=LN_EPS) * gamma_c + beta_c
+    return torch.tanh(cn) * torch.sigmoid(o), new_c
+
+
+def hyper_pointwise(xw: Tensor, hw: Tensor, scales: Tensor, bias: Tensor, c: Tensor, mask: Tensor | None,
+                    gamma: Tensor, beta: Tensor, gamma_c: Tensor, beta_c: Tensor,
+                    forget_bias: float) -> tuple[Tensor, Tensor]:
+    """HyperLSTM main-cell update from ``x @ W_ih``, ``h @ W_hh`` (..., 4H) and the hyper_norm
+    scales (..., 12, H) = [alpha_x (4 blocks); alpha_h (4); beta_h (4)] (Ha et al. 2016)."""
+    lead = xw.shape[:-1]
+    H = xw.shape[-1] // 4
+    ax, ah, bh = scales.reshape(*lead, 3, 4 * H).unbind(-2)  # 3 x (..., 4H)
+    pre = ax * xw + ah * hw + bh + bias
+    return ln_lstm_pointwise(pre, c, mask, gamma, beta, gamma_c, beta_c, forget_bias)
+
+
+# ----------------------------------------------------------------------------- recurrences
+@dataclass
+class _Seq:
+    """One recurrence (D stacked cells of one kind) with its parameters and the per-step math.
+
+    ``run(xp, state0, masks) -> (hs (T, D, B, H), final state parts)`` where ``xp`` is the
+    hoisted input projection: LSTM / LN ``(T, D, B, 4H)``; hyper: a pair (main ``x @ W_ih``
+    (T, D, B, 4H), hyper-cell input part (T, D, B, 4Nh)).
+    """
+
+    kind: str
+    params: dict[str, Tensor]
+    forget_bias: float
+    hyper_forget_bias: float = 1.0
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    """(D, ...) from D per-direction tensors (a view for D = 1, so gradients flow as usual)."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+
+
+def _seq_params(cells: list[Any]) -> _Seq:
+    """Stacked (D, ...) parameters of D cells of one kind, broadcastable against (D, B, ·)."""
+    c0 = cells[0]
+
+    def st(name: str, obj: Callable[[Any], Any] = lambda c: c) -> Tensor:
+        return _stack([getattr(obj(c), name) for c in cells])
+
+    def vec(name: str, obj: Callable[[Any], Any] = lambda c: c) -> Tensor:  # (D, 1, n)
+        return st(name, obj).unsqueeze(1)
+
+    if type(c0) is LSTMCell:
+        return _Seq("lstm", {"w_hh": st("weight_hh")}, c0.forget_bias)
+    if type(c0) is LayerNormLSTMCell:
+        return _Seq("layer_norm", {"w_hh": st("weight_hh"), "gamma": vec("ln_gamma"), "beta": vec("ln_beta"),
+                                   "gamma_c": vec("ln_c_gamma"), "beta_c": vec("ln_c_beta")}, c0.forget_bias)
+    hc = lambda c: c.hyper_cell  # noqa: E731
+    H, I = c0.hidden_size, c0.input_size
+    w_zs = _stack([torch.cat([c.x_zw_weight, c.h_zw_weight, c.h_zb_weight], dim=1) for c in cells])  # (D, Nh, 12E)
+    b_zs = _stack([torch.cat([c.x_zw_bias, c.h_zw_bias, torch.zeros_like(c.x_zw_bias)]) for c in cells])
+    w_blk = _stack([torch.cat([c.x_alpha, c.h_alpha, c.h_beta]) for c in cells])  # (D, 12, E, H)
+    return _Seq("hyper", {
+        "w_hh": st("weight_hh"), "bias": vec("bias"),
+        "gamma": vec("ln_gamma"), "beta": vec("ln_beta"), "gamma_c": vec("ln_c_gamma"), "beta_c": vec("ln_c_beta"),
+        "hw_h": _stack([c.hyper_cell.weight_ih[I:] for c in cells]),  # (D, H, 4Nh) rows for h
+        "hw_hh": st("weight_hh", hc),  # (D, Nh, 4Nh)
+        "h_gamma": vec("ln_gamma", hc), "h_beta": vec("ln_beta", hc),
+        "h_gamma_c": vec("ln_c_gamma", hc), "h_beta_c": vec("ln_c_beta", hc),
+        "w_zs": w_zs, "b_zs": b_zs.unsqueeze(1), "w_blk": w_blk,  # b_zs (D, 1, 12E), w_blk (D, 12, E, H)
+    }, c0.forget_bias, c0.hyper_cell.forget_bias)
+
+
+def supports(model: Any) -> bool:
+    """True when the fast training path handles ``model``'s cells (the three project cells;
+    HyperLSTM with its default layer norm and no dropout inside the hyper cell)."""
+    cells = [model.decoder.cell]
+    if getattr(model, "encoder", None) is not None:
+        cells += [model.encoder.cell_fw, model.encoder.cell_bw]
+    for c in cells:
+        if type(c) in (LSTMCell, LayerNormLSTMCell):
+            continue
+        if not (type(c) is HyperLSTMCell and c.use_layer_norm and type(c.hyper_cell) is LayerNormLSTMCell
+                and not (c.hyper_cell.use_recurrent_dropout and c.hyper_cell.dropout_keep < 1.0)):
+            return False
+    return True
+
+
+def run_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | None,
+                 pointwise: dict[str, Callable[..., Any]] | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The recurrence, eager: per step one batched matrix product per recurrent weight and the
+    pointwise update. ``state0``: LSTM/LN (c, h); hyper (c, h, hyper_c, hyper_h), each (D, B, ·).
+    Returns hs (T, D, B, H) and the final state parts."""
+    pw = pointwise or _EAGER
+    p = seq.params
+    if seq.kind in ("lstm", "layer_norm"):
+        c, h = state0
+        T = xp.shape[0]
+        xs = xp.unbind(0)  # per-step views; the backward of unbind is ONE stack (slicing xp[t] would
+        ms = masks.unbind(0) if masks is not None else [None] * T  # zero-fill all of xp per step)
+        hs = []
+        for t in range(T):
+            pre = torch.baddbmm(xs[t], h, p["w_hh"])  # (D, B, 4H)
+            m = ms[t]
+            if seq.kind == "lstm":
+                h, c = pw["lstm"](pre, c, m, seq.forget_bias)
+            else:
+                h, c = pw["layer_norm"](pre, c, m, p["gamma"], p["beta"], p["gamma_c"], p["beta_c"], seq.forget_bias)
+            hs.append(h)
+        return torch.stack(hs), (c, h)
+    xw_all, hx_all = xp
+    c, h, hc, hh = state0
+    T = xw_all.shape[0]
+    D, B = h.shape[:2]
+    xws, hxs = xw_all.unbind(0), hx_all.unbind(0)
+    ms = masks.unbind(0) if masks is not None else [None] * T
+    hs = []
+    for t in range(T):
+        # hyper cell (LayerNorm LSTM) on [x, h] with state (hyper_c, hyper_h)
+        hpre = torch.baddbmm(torch.baddbmm(hxs[t], h, p["hw_h"]), hh, p["hw_hh"])  # (D, B, 4Nh)
+        hh, hc = pw["layer_norm"](hpre, hc, None, p["h_gamma"], p["h_beta"], p["h_gamma_c"], p["h_beta_c"],
+                                  seq.hyper_forget_bias)
+        zs = torch.baddbmm(p["b_zs"], hh, p["w_zs"])  # (D, B, 12E)
+        scales = torch.einsum("dbge,dgeh->dbgh", zs.reshape(D, B, 12, -1), p["w_blk"])  # (D, B, 12, H)
+        hw = torch.bmm(h, p["w_hh"])  # (D, B, 4H)
+        m = ms[t]
+        h, c = pw["hyper"](xws[t], hw, scales, p["bias"], c, m, p["gamma"], p["beta"], p["gamma_c"],
+                           p["beta_c"], seq.forget_bias)
+        hs.append(h)
+    return torch.stack(hs), (c, h, hc, hh)
+
+
+_EAGER: dict[str, Callable[..., Any]] = {"lstm": lstm_pointwise, "layer_norm": ln_lstm_pointwise,
+                                         "hyper": hyper_pointwise}
+
+
+def _input_projection(seq: _Seq, cells: list[Any], x: Tensor) -> Any:
+    """Hoisted input projections for all steps: x (T, D, B, I) -> (T, D, B, 4H) [hyper: pair]."""
+    T, D, B, I = x.shape
+    w_ih = _stack([c.weight_ih for c in cells])  # (D, I, 4H)
+    xd = x.permute(1, 0, 2, 3).reshape(D, T * B, I)  # (D, T*B, I)
+    if seq.kind == "lstm":
+        xw = torch.baddbmm(_stack([c.bias for c in cells]).unsqueeze(1), xd, w_ih)
+    else:
+        xw = torch.bmm(xd, w_ih)
+    xw = xw.reshape(D, T, B, -1).transpose(0, 1)  # (T, D, B, 4H)
+    if seq.kind != "hyper":
+        return xw.contiguous()
+    hw_x = _stack([c.hyper_cell.weight_ih[:I] for c in cells])  # (D, I, 4Nh)
+    hx = torch.bmm(xd, hw_x).reshape(D, T, B, -1).transpose(0, 1)  # (T, D, B, 4Nh)
+    return xw.contiguous(), hx.contiguous()
+
+
+def _split_state(seq: _Seq, cells: list[Any], state: Tensor) -> tuple[Tensor, ...]:
+    """Flat oracle state (D, B, S) -> parts (c, h[, hyper_c, hyper_h]), each (D, B, ·)."""
+    H = cells[0].hidden_size
+    if seq.kind != "hyper":
+        return state[..., :H], state[..., H:2 * H]
+    Nh = cells[0].hyper_size
+    return state[..., :H], state[..., H:2 * H], state[..., 2 * H:2 * H + Nh], state[..., 2 * H + Nh:]
+
+
+# ----------------------------------------------------------------------------- masks
+@dataclass
+class DropoutMasks:
+    """Dropout masks for one training forward, values 0 or 1/keep (inverted dropout).
+
+    ``enc`` (T_enc, 2, B, E): recurrent dropout of the forward (0) and backward (1) encoder
+    cells, T_enc = max(lengths); ``dec`` (T, B, H): decoder recurrent dropout; ``dec_in``
+    (T, B, 5 [+ Z]): decoder input dropout; ``dec_out`` (T, B, H): decoder output dropout.
+    None where that dropout is off.
+    """
+
+    enc: Tensor | None = None
+    dec: Tensor | None = None
+    dec_in: Tensor | None = None
+    dec_out: Tensor | None = None
+
+
+def _keep_mask(shape: tuple[int, ...], keep: float, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    m = torch.empty(shape, device=like.device, dtype=like.dtype).bernoulli_(keep, generator=generator)
+    return m.div_(keep)
+
+
+def _cell_dropout(cell: Any) -> float | None:
+    return cell.dropout_keep if (cell.use_recurrent_dropout and cell.dropout_keep < 1.0) else None
+
+
+def draw_masks(model: Any, batch: int, steps: int, enc_steps: int, like: Tensor,
+               generator: torch.Generator | None = None) -> DropoutMasks:
+    """Fresh masks for every dropout that ``model`` applies in training mode."""
+    cfg = model.cfg
+    dec = model.decoder
+    out = DropoutMasks()
+    keep = _cell_dropout(dec.cell)
+    if keep is not None:
+        out.dec = _keep_mask((steps, batch, dec.cell.hidden_size), keep, like, generator)
+    if cfg.use_input_dropout and cfg.input_dropout_prob < 1.0:
+        out.dec_in = _keep_mask((steps, batch, dec.cell.input_size), cfg.input_dropout_prob, like, generator)
+    if cfg.use_output_dropout and cfg.output_dropout_prob < 1.0:
+        out.dec_out = _keep_mask((steps, batch, dec.cell.hidden_size), cfg.output_dropout_prob, like, generator)
+    enc = getattr(model, "encoder", None)
+    if enc is not None:
+        k = _cell_dropout(enc.cell_fw)
+        if k is not None:
+            out.enc = _keep_mask((enc_steps, 2, batch, enc.cell_fw.hidden_size), k, like, generator)
+    return out
+
+
+# ----------------------------------------------------------------------------- acceleration hook
+_ACCEL: dict[str, Any] = {"enabled": True}
+
+
+def set_cuda_acceleration(enabled: bool) -> None:
+    """Switch the CUDA compile / graph acceleration on (default) or off (eager fast path)."""
+    _ACCEL["enabled"] = bool(enabled)
+
+
+def _run(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | None, tag: str) -> tuple[Tensor, tuple]:
+    """Dispatch a recurrence: the CUDA-accelerated runner when available, else eager."""
+    h0 = state0[1]
+    if _ACCEL["enabled"] and h0.is_cuda:
+        from . import cuda as _cuda
+
+        res = _cuda.run_sequence_accelerated(seq, xp, state0, masks, tag)
+        if res is not None:
+            return res
+    return run_sequence(seq, xp, state0, masks)
+
+
+# ----------------------------------------------------------------------------- encoder / decoder
+def encoder_forward(encoder: Any, strokes5: Tensor, lengths: Tensor,
+                    masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """As ``Encoder.forward``: strokes5 (B, T, 5) WITHOUT the start token, lengths (B,) ->
+    (mu, presig). ``masks`` (max(lengths), 2, B, E) or None (no recurrent dropout)."""
+    from ..model.encoder import reverse_within_length
+
+    B, T, _ = strokes5.shape
+    lengths = lengths.to(device=strokes5.device, dtype=torch.long)
+    cells = [encoder.cell_fw, encoder.cell_bw]
+    seq = _seq_params(cells)
+    t_max = int(lengths.max()) if B else 0
+    E = encoder.cfg.enc_rnn_size
+    if t_max == 0:
+        last_h = strokes5.new_zeros(B, 2 * E)
+    else:
+        xs = torch.stack([strokes5, reverse_within_length(strokes5, lengths)])[:, :, :t_max]  # (2, B, t, 5)
+        x = xs.permute(2, 0, 1, 3)  # (t, 2, B, 5)
+        xp = _input_projection(seq, cells, x)
+        zeros = strokes5.new_zeros(2, B, E)
+        state0 = (zeros, zeros) if seq.kind != "hyper" else (zeros, zeros, *([strokes5.new_zeros(
+            2, B, cells[0].hyper_size)] * 2))
+        hs, _ = _run(seq, xp, state0, masks, "enc")  # (t, 2, B, E)
+        idx = (lengths - 1).clamp(min=0)  # state after step L-1 (as the oracle's frozen state)
+        last = hs[idx, :, torch.arange(B, device=hs.device)]  # (B, 2, E)
+        last = torch.where((lengths > 0).view(B, 1, 1), last, torch.zeros_like(last))
+        last_h = last.reshape(B, 2 * E)  # [h_fw, h_bw]
+    return encoder.mu(last_h), encoder.presig(last_h)
+
+
+def decoder_forward(decoder: Any, inputs: Tensor, z: Tensor | None, state: Tensor | None = None,
+                    masks: DropoutMasks | None = None) -> tuple[Tensor, Tensor]:
+    """As ``Decoder.forward``: inputs (B, T, 5) -> (out (B, T, 6M+3), final state (B, S)).
+    Dropout (recurrent / input / output) only from ``masks`` (None: no dropout)."""
+    B, T, _ = inputs.shape
+    cfg = decoder.cfg
+    cell = decoder.cell
+    if decoder.conditional and z is None:
+        raise ValueError("a conditional decoder needs z (B, z_size)")
+    if state is None:
+        state = decoder.initial_state(z, B)
+    if T == 0:
+        return inputs.new_zeros(B, 0, cfg.output_size), state
+    masks = masks or DropoutMasks()
+    cells = [cell]
+    seq = _seq_params(cells)
+    x = inputs.transpose(0, 1)  # (T, B, 5)
+    if masks.dec_in is not None:  # input dropout on [x_t, z]: project the full input per step
+        if decoder.conditional:
+            x = torch.cat([x, z.unsqueeze(0).expand(T, B, z.shape[1])], dim=2)  # (T, B, 5+Z)
+        xp = _input_projection(seq, cells, (x * masks.dec_in).unsqueeze(1))
+    elif decoder.conditional:
+        xp = _cond_projection(seq, cell, x, z)  # x @ W[:5] for all steps + z-part once per sketch
+    else:
+        xp = _input_projection(seq, cells, x.unsqueeze(1))
+    state0 = tuple(s.unsqueeze(0) for s in _split_state(seq, cells, state))
+    rec = masks.dec.unsqueeze(1) if masks.dec is not None else None  # (T, 1, B, H)
+    hs, final = _run(seq, xp, state0, rec, "dec")
+    hs = hs[:, 0]  # (T, B, H)
+    if masks.dec_out is not None:
+        hs = hs * masks.dec_out
+    out = decoder.output(hs.transpose(0, 1))  # (B, T, 6M+3): the head once for all steps
+    return out, torch.cat([s[0] for s in final], dim=1)
+
+
+def _cond_projection(seq: _Seq, cell: Any, x: Tensor, z: Tensor) -> Any:
+    """Decoder input projection of [x_t, z] for all t: x (T, B, 5) @ W_ih[:5] + (z @ W_ih[5:] (+b))."""
+    T, B, _ = x.shape
+    w5, wz = cell.weight_ih[:5], cell.weight_ih[5:]
+    zpart = torch.addmm(cell.bias, z, wz) if seq.kind == "lstm" else z @ wz  # (B, 4H)
+    xw = (x.reshape(T * B, 5) @ w5).reshape(T, B, -1) + zpart  # (T, B, 4H)
+    xw = xw.unsqueeze(1)  # (T, 1, B, 4H)
+    if seq.kind != "hyper":
+        return xw
+    hw = cell.hyper_cell.weight_ih  # rows [x5, z, h]
+    I = cell.input_size
+    hx = (x.reshape(T * B, 5) @ hw[:5]).reshape(T, B, -1) + z @ hw[5:I]  # (T, B, 4Nh)
+    return xw, hx.unsqueeze(1)
+
+
+# ----------------------------------------------------------------------------- model level
+def fast_forward(model: Any, strokes5: Tensor, lengths: Tensor, z: Tensor | None = None, sample_z: bool = True,
+                 masks: DropoutMasks | None = None, eps: Tensor | None = None) -> dict[str, Tensor | None]:
+    """As ``SketchRNN.forward`` (same dict). In training mode dropout masks are drawn here
+    unless given; ``eps`` (B, Z) replaces ``randn_like(mu)`` of the reparameterisation."""
+    B, T1, _ = strokes5.shape
+    lengths = lengths.to(device=strokes5.device, dtype=torch.long)
+    if masks is None:
+        masks = DropoutMasks()
+        if model.training:
+            t_enc = int(lengths.max()) if B else 0
+            masks = draw_masks(model, B, T1 - 1, t_enc, strokes5)
+    mu = presig = None
+    if model.cfg.conditional and z is None:
+        mu, presig = encoder_forward(model.encoder, strokes5[:, 1:], lengths, masks.enc)
+        if sample_z:
+            z = mu + torch.exp(presig / 2.0) * (torch.randn_like(mu) if eps is None else eps)
+        else:
+            z = mu
+    elif not model.cfg.conditional:
+        z = None
+    out, _ = decoder_forward(model.decoder, strokes5[:, :-1], z, masks=masks)
+    return {"out": out, "mu": mu, "presig": presig, "z": z}
+
+
+def fast_losses(model: Any, strokes5: Tensor, lengths: Tensor, kl_tolerance: float = 0.2,
+                masks: DropoutMasks | None = None, eps: Tensor | None = None) -> dict[str, Tensor]:
+    """As ``SketchRNN.losses`` (same keys, same Magenta normalisation), on the fast forward."""
+    from ..model.mdn import offset_log_prob, pen_log_prob, split_params
+
+    res = fast_forward(model, strokes5, lengths, sample_z=True, masks=masks, eps=eps)
+    target = strokes5[:, 1:]  # (B, T, 5)
+    B, T, _ = target.shape
+    p = split_params(res["out"])
+    t = torch.arange(T, device=target.device).unsqueeze(0)  # (1, T)
+    valid = t < lengths.to(target.device).unsqueeze(1)  # (B, T)
+    lp_offset = offset_log_prob(p, target[..., 0], target[..., 1])  # (B, T)
+    lp_pen = pen_log_prob(p, target[..., 2:])  # (B, T)
+    norm = float(B * T)
+    L_s = -torch.where(valid, lp_offset, torch.zeros_like(lp_offset)).sum() / norm  # Eq. 9
+    L_p = -lp_pen.sum() / norm  # Eq. 10
+    if model.cfg.conditional:
+        mu, presig = res["mu"], res["presig"]
+        kl_raw = -0.5 * torch.mean(1.0 + presig - mu * mu - torch.exp(presig))  # Eq. 11/12
+        L_KL = torch.clamp(kl_raw, min=kl_tolerance)
+    else:
+        kl_raw = L_KL = target.new_zeros(())
+    return {"L_s": L_s, "L_p": L_p, "L_R": L_s + L_p, "L_KL": L_KL, "kl_loss": L_KL, "kl_raw": kl_raw}

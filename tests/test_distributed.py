@@ -1,0 +1,295 @@
+"""Data-parallel training (DDP, gloo on CPU, world size 2): a 2-rank step equals a
+one-process step on the same global batch, ranks stay identical, the non-finite skip is
+agreed on, resume works across world sizes (both ways, and through the real torchrun CLI),
+and the sharded loader slices the global permutation exactly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sketchrnn.config import Config, apply_overrides
+from sketchrnn.data import BatchLoader, SketchData
+from sketchrnn.distributed import ShardedLoader, rank_seed, shard_range
+from sketchrnn.errors import ConfigError
+from sketchrnn.train import Trainer
+
+# Deterministic model (decoder-only, no dropout) and no augmentation: a 2-rank run must then
+# equal a 1-process run on the same global batches up to float summation order.
+EXACT = ["model.conditional=false", "model.use_recurrent_dropout=false", "model.dec_rnn_size=24",
+         "model.num_mixture=3", "model.max_seq_len=64", "data.random_scale_factor=0",
+         "data.augment_stroke_prob=0", "train.batch_size=8", "train.log_every=1", "train.eval_every=3",
+         "train.save_every=3", "train.max_eval_sketches=16", "train.deterministic=true", "train.num_threads=1",
+         "train.device=cpu", "train.learning_rate=3e-3"]
+# The full training noise: VAE, recurrent dropout, augmentation, class embedding.
+NOISY = ["model.enc_rnn_size=16", "model.dec_rnn_size=24", "model.z_size=8", "model.num_mixture=3",
+         "model.max_seq_len=64", "model.class_conditional=true", "model.num_classes=2",
+         "model.class_embedding_size=4", "train.batch_size=8", "train.log_every=1", "train.eval_every=2",
+         "train.save_every=2", "train.max_eval_sketches=16", "train.num_threads=1", "train.device=cpu"]
+
+WORKER = textwrap.dedent('''
+    import os, shutil, sys
+    import torch
+    torch.set_num_threads(1)
+    from sketchrnn.config import Config, apply_overrides
+    from sketchrnn.train import Trainer
+
+    out, data, packed, exact, noisy = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+    rank = int(os.environ["RANK"])
+    import time; t0 = time.time()
+
+    def cfg(path, spec, *extra):
+        return apply_overrides(Config(), [f"data.paths={path}", *spec.split(";"), *extra])
+
+    # job 1: exact config, 3 steps (copy the checkpoint), then on to 6
+    tr = Trainer(cfg(data, exact, "train.num_steps=6"), f"{out}/exact", progress=False)
+    assert tr.loader.local_batch == 4 and tr.dist.world_size == 2
+    tr.fit(num_steps=3)
+    if rank == 0:
+        shutil.copy(f"{out}/exact/last.pt", f"{out}/exact_step3.pt")
+    tr.fit()
+    torch.save(tr.model.state_dict(), f"{out}/exact_rank{rank}.pt")
+    print("job1", time.time() - t0, flush=True)
+
+    # job 2: VAE + dropout + augmentation + class embedding, on a packed corpus
+    tr = Trainer(cfg(packed, noisy, "train.num_steps=4"), f"{out}/noisy", progress=False)
+    res = tr.fit()
+    torch.save({"w": tr.model.state_dict(), "best": res["best_valid"], "valid": res["valid_loss"]},
+               f"{out}/noisy_rank{rank}.pt")
+    print("job2", time.time() - t0, flush=True)
+
+    # job 3: rank 1 alone sees a non-finite loss at step 1 (gradients stay finite)
+    tr = Trainer(cfg(data, exact, "train.num_steps=3"), f"{out}/skip", progress=False)
+    orig = tr.model.losses
+    def poisoned(*a, **k):
+        o = orig(*a, **k)
+        if tr.step == 1:
+            o["L_R"] = o["L_R"] + torch.tensor(float("nan"))
+        return o
+    if rank == 1:
+        tr.model.losses = poisoned
+    tr.fit()
+    torch.save({"w": tr.model.state_dict(), "bad": tr.bad_total}, f"{out}/skip_rank{rank}.pt")
+    print("job3", time.time() - t0, flush=True)
+''')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def cfg(path: Path, spec: list[str], *extra: str) -> Config:
+    return apply_overrides(Config(), [f"data.paths={path}", *spec, *extra])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    from sketchrnn.data.packed import pack
+    from sketchrnn.data.synthetic import write_synthetic_npz
+
+    d = tmp_path_factory.mktemp("ddp-data")
+    a = write_synthetic_npz(d / "shapes.npz", 64, 16, 16, seed=0)
+    b = write_synthetic_npz(d / "more.npz", 48, 16, 16, seed=1)
+    pack([a, b], d / "packed")
+    return {"npz": a, "packed": d / "packed", "dir": d}
+
+
+@pytest.fixture(scope="module")
+def two_ranks(data, tmp_path_factory) -> Path:
+    """Run WORKER as ranks 0 and 1 of a gloo group (what torchrun sets up, without the agent)."""
+    out = tmp_path_factory.mktemp("ddp-run")
+    script = out / "worker.py"
+    script.write_text(WORKER)
+    port = str(_free_port())
+    procs = []
+    for r in range(2):
+        env = _env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), LOCAL_WORLD_SIZE="2",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        procs.append(subprocess.Popen([sys.executable, str(script), str(out), str(data["npz"]), str(data["packed"]),
+                                       ";".join(EXACT), ";".join(NOISY)], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    logs = []
+    for p in procs:
+        try:
+            logs.append(p.communicate(timeout=240)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("2-rank worker timed out")
+    for r, p in enumerate(procs):
+        assert p.returncode == 0, f"rank {r} failed:\n{logs[r][-3000:]}"
+    print(logs)
+    return out
+
+
+@pytest.fixture(scope="module")
+def plain_exact(data, tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The same 6 steps in one plain process (no process group)."""
+    out = tmp_path_factory.mktemp("plain")
+    tr = Trainer(cfg(data["npz"], EXACT, "train.num_steps=6"), out / "run", progress=False)
+    tr.fit()
+    return tr.model.state_dict()
+
+
+def _close(a: dict, b: dict, atol: float = 2e-6) -> float:
+    assert a.keys() == b.keys()
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst <= atol, f"max weight difference {worst:.3g} > {atol}"
+    return worst
+
+
+def test_two_ranks_equal_one_process_on_the_global_batch(two_ranks, plain_exact):
+    w0 = torch.load(two_ranks / "exact_rank0.pt", weights_only=True)
+    w1 = torch.load(two_ranks / "exact_rank1.pt", weights_only=True)
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k  # DDP keeps the replicas bit-identical
+    # and the step is the one-process step on the same global batch (float summation order aside)
+    _close(w0, plain_exact)
+    # the weights did move between step 3 and 6 (the comparison is not between idle weights)
+    first = torch.load(two_ranks / "exact_step3.pt", weights_only=True)["model"]
+    assert max(float((first[k] - w0[k]).abs().max()) for k in w0) > 1e-4
+
+
+def test_only_rank0_writes_and_metrics_are_global(two_ranks):
+    run = two_ranks / "exact"
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.csv"]
+    rows = (run / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 7  # one writer: header + 6 rows, no duplicates
+    ck = torch.load(run / "last.pt", weights_only=True)
+    assert ck["step"] == 6 and ck["world_size"] == 2
+    assert ck["loader"]["batch_size"] == 8  # the global batch, not the per-rank slice
+
+
+def test_noisy_training_keeps_ranks_identical(two_ranks, data):
+    a = torch.load(two_ranks / "noisy_rank0.pt", weights_only=True)
+    b = torch.load(two_ranks / "noisy_rank1.pt", weights_only=True)
+    for k in a["w"]:
+        assert torch.equal(a["w"][k], b["w"][k]), k
+        assert torch.isfinite(a["w"][k]).all()
+    assert "decoder.class_embedding.weight" in a["w"]
+    assert a["valid"] == b["valid"]  # validation is all-reduced: every rank sees the same figure
+    from sketchrnn.checkpoint import load_model
+
+    lm = load_model(two_ranks / "noisy" / "last.pt")
+    assert lm.class_names == ["shapes", "more"] and lm.config.class_conditional
+
+
+def test_non_finite_step_is_skipped_on_every_rank(two_ranks):
+    a = torch.load(two_ranks / "skip_rank0.pt", weights_only=True)
+    b = torch.load(two_ranks / "skip_rank1.pt", weights_only=True)
+    assert a["bad"] == b["bad"] == 1
+    for k in a["w"]:
+        assert torch.equal(a["w"][k], b["w"][k]), k
+
+
+def test_resume_of_a_2_rank_checkpoint_in_one_process(two_ranks, data, plain_exact, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(two_ranks / "exact_step3.pt", run / "last.pt")
+    tr = Trainer(cfg(data["npz"], EXACT, "train.num_steps=6"), run, resume=True, progress=False)
+    assert tr.step == 3
+    tr.fit()
+    _close(tr.model.state_dict(), plain_exact)
+
+
+def test_torchrun_cli_resumes_a_1_process_run_on_2_ranks(data, plain_exact, tmp_path):
+    """The real launcher and the unchanged `sketchrnn train` verb."""
+    run = tmp_path / "run"
+    Trainer(cfg(data["npz"], EXACT, "train.num_steps=6"), run, progress=False).fit(num_steps=3)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+           "-m", "sketchrnn", "train", "--data", str(data["npz"]), "--out", str(run), "--resume", "--no-progress",
+           "--set", *EXACT, "train.num_steps=6"]
+    p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ck = torch.load(run / "last.pt", weights_only=True)
+    assert ck["step"] == 6 and ck["world_size"] == 2
+    _close(ck["model"], plain_exact)
+
+
+# --------------------------------------------------------------------------- in-process units
+def _loader(data: SketchData, augment: bool, seed: int = 3) -> BatchLoader:
+    return BatchLoader(data, 5.0, 8, 64, augment=augment, random_scale_factor=0.15 if augment else 0.0,
+                       augment_stroke_prob=0.1 if augment else 0.0, shuffle=True, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def sdata(data) -> SketchData:
+    return SketchData.from_files([data["npz"]], "train", 64)
+
+
+def test_sharded_slices_concatenate_to_the_plain_global_batches(sdata):
+    plain = _loader(sdata, augment=False)
+    shards = [ShardedLoader(_loader(sdata, augment=False), r, 2) for r in range(2)]
+    for _ in range(len(plain) + 3):  # across an epoch boundary
+        ref = plain.next_batch()
+        parts = [s.next_batch() for s in shards]
+        assert torch.equal(torch.cat([p.strokes for p in parts]), ref.strokes)
+        assert torch.equal(torch.cat([p.lengths for p in parts]), ref.lengths)
+        assert torch.equal(torch.cat([p.class_ids for p in parts]), ref.class_ids)
+    assert shards[0].state_dict() == shards[1].state_dict()
+    assert shards[0].epoch == plain.epoch == 1 and shards[0].position == plain.position
+
+
+def test_keyed_augmentation_is_the_same_global_batch_at_any_world_size(sdata):
+    def global_batches(world: int, n: int) -> list[torch.Tensor]:
+        ls = [ShardedLoader(_loader(sdata, augment=True), r, world) for r in range(world)]
+        return [torch.cat([l.next_batch().strokes for l in ls]) for _ in range(n)]
+
+    g2, g4 = global_batches(2, 3), global_batches(4, 3)
+    for a, b in zip(g2, g4):
+        assert torch.equal(a, b)
+    plain = _loader(sdata, augment=False)
+    assert not torch.equal(g2[0], plain.next_batch().strokes)  # augmentation did change the sketches
+
+
+def test_loader_state_moves_between_plain_and_sharded(sdata):
+    plain = _loader(sdata, augment=True)
+    for _ in range(len(plain) + 2):
+        plain.next_batch()
+    state = plain.state_dict()
+    sh = [ShardedLoader(_loader(sdata, augment=False), r, 2) for r in range(2)]
+    for s in sh:
+        s.load_state_dict(state)
+    ref = _loader(sdata, augment=False)
+    ref.load_state_dict(state)
+    for _ in range(3):
+        want = ref.next_batch()
+        got = torch.cat([s.next_batch().strokes for s in sh])
+        assert torch.equal(got, want.strokes)
+    back = _loader(sdata, augment=True)
+    back.load_state_dict(sh[0].state_dict())  # and back into a plain loader
+    assert back.epoch == ref.epoch and back.position == ref.position
+
+
+def test_batch_size_must_split_evenly_and_helpers(sdata):
+    with pytest.raises(ConfigError, match="divisible"):
+        ShardedLoader(_loader(sdata, augment=False), 0, 3)
+    assert [shard_range(10, r, 3) for r in range(3)] == [(0, 3), (3, 6), (6, 10)]
+    seeds = {rank_seed(0, r, s) for r in range(3) for s in range(50)}
+    assert len(seeds) == 150 and all(0 <= x < 2**63 for x in seeds)
+    assert rank_seed(0, 1, 5) == rank_seed(0, 1, 5) != rank_seed(1, 1, 5)
+
+
+def test_plain_run_has_no_process_group(data, tmp_path, monkeypatch):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    tr = Trainer(cfg(data["npz"], EXACT, "train.num_steps=1"), tmp_path / "run", progress=False)
+    assert not tr.dist.enabled and tr.is_main and tr._ddp is None and isinstance(tr.loader, BatchLoader)
+    assert not torch.distributed.is_initialized()
