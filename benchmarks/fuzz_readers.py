@@ -18,7 +18,9 @@ config         ``sketchrnn.config.load_config``                             Conf
 Every input is classified as
 
 * ``ok``     the reader returned a value that meets its contract (stroke-3 arrays are
-             float32 ``(L, 3)``, ``L >= 1``, finite, pen in {0, 1}; models are in eval mode
+             float32 ``(L, 3)``, ``L >= 1``, finite; pen in {0, 1} for the readers that
+             convert drawings -- npz keeps stored pen values, read as lifted when > 0.5,
+             like the rest of the project); models are in eval mode
              with finite weights);
 * ``error``  a :class:`sketchrnn.errors.SketchRNNError` with a one-line message;
 * ``bug``    anything else: another exception type (a raw traceback for a user), a
@@ -89,13 +91,13 @@ class ContractViolation(Exception):
     """A reader returned a value that breaks its documented contract."""
 
 
-def _check_stroke3(a: Any, where: str) -> None:
+def _check_stroke3(a: Any, where: str, pen01: bool = True) -> None:
     if type(a) is not np.ndarray or a.dtype != np.float32 or a.ndim != 2 or a.shape[1] != 3 or a.shape[0] < 1:
         raise ContractViolation(f"{where}: not a float32 (L>=1, 3) array: {type(a).__name__} "
                                 f"{getattr(a, 'dtype', '')} {getattr(a, 'shape', '')}")
     if not np.isfinite(a).all():
         raise ContractViolation(f"{where}: non-finite values in a returned sketch")
-    if not np.isin(a[:, 2], (0.0, 1.0)).all():
+    if pen01 and not np.isin(a[:, 2], (0.0, 1.0)).all():
         raise ContractViolation(f"{where}: pen column not in {{0, 1}}")
 
 
@@ -118,7 +120,7 @@ def _run_target(target: str, path: Path) -> None:
 
         for split, sk in load_npz(path).items():
             for i, a in enumerate(sk):
-                _check_stroke3(a, f"{split}[{i}]")
+                _check_stroke3(a, f"{split}[{i}]", pen01=False)  # stored as is; consumers read > 0.5 as lifted
     elif target == "ndjson":
         from sketchrnn.data.quickdraw import read_ndjson
 
@@ -471,7 +473,10 @@ def mutate_json_tree(obj: Any, rng: random.Random) -> Any:
         new = dict(node)
         new.pop(rng.choice(list(new)))
     elif op == 6 and isinstance(node, (int, float)) and not isinstance(node, bool):
-        new = rng.choice((node * 1e300, -node, node + 0.5, float("nan"), 0, 10 ** 400, 1e-310))
+        try:
+            new = rng.choice((node * 1e300, -node, node + 0.5, float("nan"), 0, 10 ** 400, 1e-310))
+        except OverflowError:  # node is an integer beyond float range
+            new = -node
     elif op == 7 and isinstance(node, list):
         new = []
     else:
@@ -535,8 +540,9 @@ def mutate_checkpoint_payload(data: bytes, rng: random.Random) -> bytes:
             ck.pop(key, None)
         elif op == 2 and isinstance(ck.get("config"), str):
             ck["config"] = mutate_json(ck["config"].encode(), rng).decode("utf-8", "replace")
-        elif op in (3, 4) and isinstance(ck.get("model"), dict) and ck["model"]:
-            name = rng.choice(list(ck["model"]))
+        elif op in (3, 4) and isinstance(ck.get("model"), dict) and any(
+                isinstance(v, torch.Tensor) for v in ck["model"].values()):
+            name = rng.choice([k for k, v in ck["model"].items() if isinstance(v, torch.Tensor)])
             t = ck["model"][name]
             ck["model"][name] = rng.choice((t.T.contiguous() if t.dim() == 2 else t[:-1], t * float("nan"), t.long(),
                                             t.to(torch.float16), torch.zeros(0), t.unsqueeze(0), "x",

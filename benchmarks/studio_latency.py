@@ -1,7 +1,7 @@
 """Latency of the studio's completion endpoint (issue 7): 4 completions of up to 100 points
 for a 30-point drawing, end to end over HTTP on loopback, torch with 1 CPU thread.
 
-    python benchmarks/studio_latency.py [--shared ../shared] [--repeats 30] [--out benchmarks/RESULTS_studio.md]
+    python benchmarks/studio_latency.py [--shared ../shared] [--repeats 30] [--out FILE]
 
 Models timed: Magenta's decoder-only cat (512-unit LSTM, ../shared/models/magenta/cat.gen.json,
 when present) and a random-weight conditional model with the paper's default sizes (encoder
@@ -99,7 +99,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=os.environ.get("SKETCHRNN_SHARED", str(REPO.parent / "shared")))
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "RESULTS_studio.md"))
+    ap.add_argument("--out", default="", help="also write the report here (merge into benchmarks/RESULTS.md by hand)")
     a = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -159,8 +159,10 @@ def main() -> int:
         lines.append(f"| {name} | {d['fast']:.0f} | {d['plain']:.0f} |")
     lines += ["", "`cat`: Magenta's decoder-only cat (LSTM 512, ../shared/models/magenta/cat.gen.json). `vae_default`: "
               "random weights, conditional, encoder 256 / decoder 512 / z 128 / M 20 (z from the prior).", ""]
-    atomic_write_bytes(a.out, lambda f: f.write("\n".join(lines).encode()))
-    print(f"wrote {a.out}")
+    print("\n".join(lines))
+    if a.out:
+        atomic_write_bytes(a.out, lambda f: f.write("\n".join(lines).encode()))
+        print(f"wrote {a.out}")
     return 0
 
 

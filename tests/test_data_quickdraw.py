@@ -11,7 +11,7 @@ from sketchrnn.data import drawing_to_stroke3, read_ndjson, simplify_drawing, to
 from sketchrnn.data.quickdraw import rdp, resample_polyline
 from sketchrnn.errors import DataError
 
-# Measured on the 12 shared raw classes (265 drawings), see benchmarks/RESULTS_data.md:
+# Measured on the 12 shared raw classes (265 drawings), see benchmarks/RESULTS.md:
 # exact 0.925, point ratio 0.9996, mean |diff| 0.0029 px. Thresholds leave a small margin.
 MIN_EXACT = 0.90
 MAX_MEAN_ABS_DIFF = 0.01

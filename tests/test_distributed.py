@@ -13,7 +13,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -28,7 +27,7 @@ from sketchrnn.train import Trainer
 EXACT = ["model.conditional=false", "model.use_recurrent_dropout=false", "model.dec_rnn_size=24",
          "model.num_mixture=3", "model.max_seq_len=64", "data.random_scale_factor=0",
          "data.augment_stroke_prob=0", "train.batch_size=8", "train.log_every=1", "train.eval_every=3",
-         "train.save_every=3", "train.max_eval_sketches=16", "train.deterministic=true", "train.num_threads=1",
+         "train.save_every=3", "train.max_eval_sketches=16", "train.num_threads=1",
          "train.device=cpu", "train.learning_rate=3e-3"]
 # The full training noise: VAE, recurrent dropout, augmentation, class embedding.
 NOISY = ["model.enc_rnn_size=16", "model.dec_rnn_size=24", "model.z_size=8", "model.num_mixture=3",
@@ -43,9 +42,8 @@ WORKER = textwrap.dedent('''
     from sketchrnn.config import Config, apply_overrides
     from sketchrnn.train import Trainer
 
-    out, data, packed, exact, noisy = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+    out, data, packed, exact, noisy, plain_run = sys.argv[1:7]
     rank = int(os.environ["RANK"])
-    import time; t0 = time.time()
 
     def cfg(path, spec, *extra):
         return apply_overrides(Config(), [f"data.paths={path}", *spec.split(";"), *extra])
@@ -58,14 +56,17 @@ WORKER = textwrap.dedent('''
         shutil.copy(f"{out}/exact/last.pt", f"{out}/exact_step3.pt")
     tr.fit()
     torch.save(tr.model.state_dict(), f"{out}/exact_rank{rank}.pt")
-    print("job1", time.time() - t0, flush=True)
+
+    # job 1b: the unchanged `sketchrnn train` verb resumes a 1-process run (3 steps) on 2 ranks
+    from sketchrnn.cli import main
+    assert main(["train", "--data", data, "--out", plain_run, "--resume", "--no-progress",
+                 "--set", *exact.split(";"), "train.num_steps=6"]) == 0
 
     # job 2: VAE + dropout + augmentation + class embedding, on a packed corpus
     tr = Trainer(cfg(packed, noisy, "train.num_steps=4"), f"{out}/noisy", progress=False)
     res = tr.fit()
     torch.save({"w": tr.model.state_dict(), "best": res["best_valid"], "valid": res["valid_loss"]},
                f"{out}/noisy_rank{rank}.pt")
-    print("job2", time.time() - t0, flush=True)
 
     # job 3: rank 1 alone sees a non-finite loss at step 1 (gradients stay finite)
     tr = Trainer(cfg(data, exact, "train.num_steps=3"), f"{out}/skip", progress=False)
@@ -79,7 +80,6 @@ WORKER = textwrap.dedent('''
         tr.model.losses = poisoned
     tr.fit()
     torch.save({"w": tr.model.state_dict(), "bad": tr.bad_total}, f"{out}/skip_rank{rank}.pt")
-    print("job3", time.time() - t0, flush=True)
 ''')
 
 
@@ -113,29 +113,20 @@ def data(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def two_ranks(data, tmp_path_factory) -> Path:
-    """Run WORKER as ranks 0 and 1 of a gloo group (what torchrun sets up, without the agent)."""
+    """One torchrun launch (2 CPU ranks, gloo) running WORKER's jobs; a plain 3-step run is
+    made first for the worker to resume on 2 ranks through the CLI."""
     out = tmp_path_factory.mktemp("ddp-run")
+    Trainer(cfg(data["npz"], EXACT, "train.num_steps=6"), out / "plain_then_2", progress=False).fit(num_steps=3)
     script = out / "worker.py"
     script.write_text(WORKER)
-    port = str(_free_port())
-    procs = []
-    for r in range(2):
-        env = _env(RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), LOCAL_WORLD_SIZE="2",
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        procs.append(subprocess.Popen([sys.executable, str(script), str(out), str(data["npz"]), str(data["packed"]),
-                                       ";".join(EXACT), ";".join(NOISY)], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    logs = []
-    for p in procs:
-        try:
-            logs.append(p.communicate(timeout=240)[0])
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("2-rank worker timed out")
-    for r, p in enumerate(procs):
-        assert p.returncode == 0, f"rank {r} failed:\n{logs[r][-3000:]}"
-    print(logs)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+           str(script), str(out), str(data["npz"]), str(data["packed"]), ";".join(EXACT), ";".join(NOISY),
+           str(out / "plain_then_2")]
+    try:
+        p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail("torchrun with 2 ranks timed out")
+    assert p.returncode == 0, f"torchrun failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}"
     return out
 
 
@@ -209,18 +200,13 @@ def test_resume_of_a_2_rank_checkpoint_in_one_process(two_ranks, data, plain_exa
     _close(tr.model.state_dict(), plain_exact)
 
 
-def test_torchrun_cli_resumes_a_1_process_run_on_2_ranks(data, plain_exact, tmp_path):
-    """The real launcher and the unchanged `sketchrnn train` verb."""
-    run = tmp_path / "run"
-    Trainer(cfg(data["npz"], EXACT, "train.num_steps=6"), run, progress=False).fit(num_steps=3)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
-           "-m", "sketchrnn", "train", "--data", str(data["npz"]), "--out", str(run), "--resume", "--no-progress",
-           "--set", *EXACT, "train.num_steps=6"]
-    p = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
-    assert p.returncode == 0, p.stderr[-3000:]
-    ck = torch.load(run / "last.pt", weights_only=True)
+def test_cli_resumes_a_1_process_run_on_2_ranks(two_ranks, plain_exact):
+    """`sketchrnn train --resume` (the unchanged verb) under torchrun, from a plain run."""
+    ck = torch.load(two_ranks / "plain_then_2" / "last.pt", weights_only=True)
     assert ck["step"] == 6 and ck["world_size"] == 2
     _close(ck["model"], plain_exact)
+    rows = (two_ranks / "plain_then_2" / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 7 and rows[4].startswith("4,")  # 3 plain rows + 3 from rank 0 only
 
 
 # --------------------------------------------------------------------------- in-process units
@@ -255,6 +241,16 @@ def test_keyed_augmentation_is_the_same_global_batch_at_any_world_size(sdata):
     g2, g4 = global_batches(2, 3), global_batches(4, 3)
     for a, b in zip(g2, g4):
         assert torch.equal(a, b)
+    # slot j of epoch e is augmented with augment_key(seed, e, j), as documented
+    from sketchrnn.data import augment_strokes, random_scale, to_stroke5
+    from sketchrnn.data.packed import EpochSampler
+    from sketchrnn.distributed import augment_key
+
+    perm = EpochSampler(len(sdata), 8, True, 3).next_indices()[0]
+    for j in (0, 5):
+        rng = augment_key(3, 0, j)
+        s = augment_strokes(random_scale(sdata.strokes[perm[j]], 0.15, rng), 0.1, rng)
+        assert torch.equal(g2[0][j], torch.from_numpy(to_stroke5(s, 64, 5.0)))
     plain = _loader(sdata, augment=False)
     assert not torch.equal(g2[0], plain.next_batch().strokes)  # augmentation did change the sketches
 

@@ -90,14 +90,14 @@ def test_non_finite_steps_are_skipped_then_stop(tmp_path, shapes_npz, monkeypatc
     tr = Trainer(cfg, tmp_path / "run", progress=False)
     tr.fit(num_steps=3)  # a good checkpoint exists
     good = {k: v.clone() for k, v in tr.model.state_dict().items()}
-    orig = tr.model.losses
+    orig = tr._losses
 
     def poisoned(*a, **k):
         out = orig(*a, **k)
         out["L_R"] = out["L_R"] * float("nan")
         return out
 
-    monkeypatch.setattr(tr.model, "losses", poisoned)
+    monkeypatch.setattr(tr, "_losses", poisoned)
     with pytest.raises(TrainingError, match="non-finite"):
         tr.fit()
     assert tr.bad_total == 4
@@ -124,3 +124,27 @@ def test_short_training_on_aaron_sheep_lowers_validation_loss(tmp_path, shared_d
     after = tr.fit()["valid_L_R"]
     print(f"aaron_sheep valid L_R: {before:.3f} -> {after:.3f}")
     assert after < before - 0.5
+
+
+def test_class_conditional_model_samples_each_class(tmp_path, shapes_npz):
+    """Two files -> two classes; the class-conditional decoder samples per class and refuses a missing id."""
+    import shutil
+
+    from sketchrnn.api import sample
+    from sketchrnn.checkpoint import load_model
+    from sketchrnn.errors import DataError
+
+    other = tmp_path / "other.npz"
+    shutil.copy(shapes_npz, other)
+    cfg = apply_overrides(Config(), [f"data.paths={shapes_npz},{other}", *TINY, "model.class_conditional=true",
+                                     "model.num_classes=2", "model.class_embedding_size=4", "train.num_steps=2"])
+    Trainer(cfg, tmp_path / "run", progress=False).fit()
+    lm = load_model(tmp_path / "run" / "last.pt")
+    assert lm.class_names == ["shapes", "other"]
+    for cls in ("shapes", 1):
+        out = sample(lm, n=2, temperature=0.5, seed=0, class_id=cls)
+        assert len(out) == 2 and all(s.ndim == 2 and s.shape[1] == 3 for s in out)
+    with pytest.raises(DataError, match="class-conditional"):
+        sample(lm, n=1, seed=0)
+    with pytest.raises(DataError, match="not one of"):
+        sample(lm, n=1, seed=0, class_id="zebra")

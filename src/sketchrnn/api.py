@@ -79,7 +79,7 @@ def encode(loaded, sketches: Sequence[np.ndarray], sample: bool = False, seed: i
 def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, temperature: float = 1.0,
            greedy: bool = False, seed: int | None = None, max_len: int | None = None,
            temperature_mode: str = "paper", prefix: np.ndarray | None = None,
-           allow_end: bool = True, fast: bool = True) -> list[np.ndarray]:
+           allow_end: bool = True, fast: bool = True, class_id: int | str | None = None) -> list[np.ndarray]:
     """Run the decoder: from latent vectors ``z`` (N, Z) (conditional models) or ``n`` times
     from the zero state (decoder-only). Each sketch stops at its own end-of-sketch or at
     ``max_len`` points (default: the model's max_seq_len).
@@ -88,8 +88,11 @@ def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, te
     sketches hold only the new points. ``allow_end=False`` suppresses end-of-sketch
     (benchmarks: every sketch exactly ``max_len`` points).
 
+    ``class_id`` (index or class name) is required by class-conditional models
+    (``model.class_conditional``) and refused by others.
+
     ``fast=True`` (default) runs :class:`sketchrnn.fast.FastSampler` for CPU models (same
-    distribution, 10-40x faster at batch 1; it draws its random numbers differently, so a
+    distribution, ~4-10x faster at batch 1; it draws its random numbers differently, so a
     seed gives other sketches than ``fast=False``, the plain step-by-step oracle)."""
     from .model.mdn import sample_step, split_params
 
@@ -113,8 +116,9 @@ def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, te
         zt = None
         b = int(n or 1)
     max_len = int(max_len or cfg.max_seq_len)
+    cids = _class_ids(loaded, class_id, b, dev)
     gen = _generator(seed)
-    if fast and dev.type == "cpu":
+    if fast and dev.type == "cpu" and cids is None:
         from .fast.sampler import get_sampler, supports
 
         if supports(model):
@@ -129,13 +133,13 @@ def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, te
 
         p5 = torch.from_numpy(to_stroke5(np.asarray(prefix, np.float32), len(prefix), scale)).to(dev, dtype)  # (L+1, 5)
         for t in range(len(prefix)):
-            _, state = model.decoder.step(x, zt, state)
+            _, state = model.decoder.step(x, zt, state, class_ids=cids)
             x = p5[t + 1].expand(b, 5).clone()
     pts = torch.zeros(b, max_len, 3, dtype=torch.float32)
     ends = torch.full((b,), max_len, dtype=torch.long)
     done = torch.zeros(b, dtype=torch.bool)
     for t in range(max_len):
-        out, state = model.decoder.step(x, zt, state)
+        out, state = model.decoder.step(x, zt, state, class_ids=cids)
         params = split_params(out)
         if not allow_end or (t == 0 and prefix is None):
             # a sketch has at least one point: no end-of-sketch at the first step
@@ -160,8 +164,28 @@ def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, te
     return result
 
 
+def _class_ids(loaded, class_id: int | str | None, b: int, dev) -> torch.Tensor | None:
+    """(B,) class ids for a class-conditional model; None for other models."""
+    cfg = loaded.config
+    if not getattr(cfg, "class_conditional", False):
+        if class_id is not None:
+            raise DataError(f"model {loaded.name} is not class-conditional; drop class_id")
+        return None
+    names = list(loaded.class_names or [])
+    if class_id is None:
+        raise DataError(f"model {loaded.name} is class-conditional: give class_id (one of {names or list(range(cfg.num_classes))})")
+    if isinstance(class_id, str):
+        if class_id not in names:
+            raise DataError(f"class {class_id!r} is not one of model {loaded.name}'s classes {names}")
+        class_id = names.index(class_id)
+    if not (0 <= int(class_id) < cfg.num_classes):
+        raise DataError(f"class_id {class_id} is out of range 0..{cfg.num_classes - 1} for model {loaded.name}")
+    return torch.full((b,), int(class_id), dtype=torch.long, device=dev)
+
+
 def sample(loaded, n: int = 1, temperature: float = 1.0, z: np.ndarray | None = None, greedy: bool = False,
-           seed: int | None = None, max_len: int | None = None, temperature_mode: str = "paper") -> list[np.ndarray]:
+           seed: int | None = None, max_len: int | None = None, temperature_mode: str = "paper",
+           class_id: int | str | None = None) -> list[np.ndarray]:
     """``n`` sketches from the model (conditional: z ~ N(0, I) unless ``z`` is given)."""
     if n < 1:
         raise DataError(f"n must be >= 1, got {n}")
@@ -169,14 +193,16 @@ def sample(loaded, n: int = 1, temperature: float = 1.0, z: np.ndarray | None = 
         g = _generator(None if seed is None else seed + 7919)
         z = torch.randn(n, loaded.config.z_size, generator=g).numpy()
     return decode(loaded, z, n=n, temperature=temperature, greedy=greedy, seed=seed, max_len=max_len,
-                  temperature_mode=temperature_mode)
+                  temperature_mode=temperature_mode, class_id=class_id)
 
 
 def reconstruct(loaded, sketches: Sequence[np.ndarray], n: int = 1, temperature: float = 0.5,
-                greedy: bool = False, seed: int | None = None, temperature_mode: str = "paper") -> list[list[np.ndarray]]:
+                greedy: bool = False, seed: int | None = None, temperature_mode: str = "paper",
+                class_id: int | str | None = None) -> list[list[np.ndarray]]:
     """Encode each sketch (z = mu) and decode it ``n`` times: result[i][j] is the j-th
     reconstruction of sketch i."""
     z = encode(loaded, sketches)  # (N, Z)
     zz = np.repeat(z, n, axis=0)  # (N*n, Z)
-    flat = decode(loaded, zz, temperature=temperature, greedy=greedy, seed=seed, temperature_mode=temperature_mode)
+    flat = decode(loaded, zz, temperature=temperature, greedy=greedy, seed=seed, temperature_mode=temperature_mode,
+                  class_id=class_id)
     return [flat[i * n:(i + 1) * n] for i in range(len(sketches))]

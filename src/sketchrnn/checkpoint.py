@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -60,7 +61,43 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     payload = dict(payload)
     payload["format"] = CHECKPOINT_FORMAT
     payload["version"] = 1
-    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    # Serialise in memory first: torch's zip writer turns a failed write (ENOSPC, EIO)
+    # into an opaque RuntimeError; a plain f.write raises OSError -> ModelFileError.
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _check_zip_crcs(p: Path) -> None:
+    """torch.save files are zip archives with a CRC-32 per member, which ``torch.load``
+    does not verify: a flipped bit in the weights would load silently. Check them all
+    (~1 GB/s); non-zip files are left to ``torch.load`` (which refuses them)."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(p):
+            return
+        with zipfile.ZipFile(p) as zf:
+            bad = zf.testzip()
+    except Exception as e:  # noqa: BLE001 - BadZipFile, zlib.error, OSError, ... on damaged files
+        raise ModelFileError(f"checkpoint {p} is corrupted or truncated ({type(e).__name__}); use an earlier checkpoint") from None
+    if bad is not None:
+        raise ModelFileError(f"checkpoint {p}: member {bad} fails its CRC-32 check; the file is corrupted, "
+                             "use an earlier checkpoint")
+
+
+def _tensor_digest(tensors: dict) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of a state dict (sorted by name)."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -72,6 +109,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ModelFileError(f"checkpoint {p} not found")
+    _check_zip_crcs(p)
     try:
         ck = torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -128,6 +166,7 @@ def save_weights(path: str | Path, model, config: Config | ModelConfig, scale_fa
     }
     if extra:
         meta.update({k: str(v) for k, v in extra.items()})
+    meta["tensors_sha256"] = _tensor_digest(tensors)  # safetensors has no checksum of its own
     blob = st_save(tensors, metadata=meta)
     atomic_write_bytes(path, lambda f: f.write(blob))
 
@@ -150,8 +189,12 @@ def _build(cfg: Config, state: dict, where: str):
 
     # Shapes are checked on the meta device first (no memory): a file whose config asks
     # for a huge model but does not hold its weights is refused before any allocation.
-    with torch.device("meta"):
-        own = SketchRNN(cfg.model).state_dict()
+    try:
+        with torch.device("meta"):
+            own = SketchRNN(cfg.model).state_dict()
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise ModelFileError(f"{where}: the stored config does not describe a buildable model "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:100]})") from None
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -211,6 +254,8 @@ def load_model(spec: str | Path, device: str = "cpu"):
             raise ModelFileError(f"weights file {p} is corrupted or not safetensors ({first})") from None
         if meta.get("format") != WEIGHTS_FORMAT:
             raise ModelFileError(f"{p} has no sketchrnn metadata; it was not exported by sketchrnn")
+        if "tensors_sha256" in meta and _tensor_digest(state) != meta["tensors_sha256"]:
+            raise ModelFileError(f"weights file {p}: tensor data does not match its SHA-256; the file is corrupted")
         cfg = config_from_json(meta.get("config", ""), str(p))
         scale = _check_scale(meta.get("scale_factor"), str(p))
         try:

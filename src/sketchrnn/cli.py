@@ -102,9 +102,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise DataError("train: give --out DIR for the run directory (checkpoints, metrics, config)")
     trainer = Trainer(cfg, out, resume=a.resume, argv=sys.argv, progress=not a.no_progress)
     res = trainer.fit()
-    print(json.dumps({"run_dir": str(out), "scale_factor": trainer.scale_factor,
-                      "n_train": len(trainer.train_data.strokes), "n_dropped_train": trainer.train_data.n_dropped,
-                      **{k: v for k, v in res.items()}}, default=float))
+    if trainer.is_main:  # under torchrun only rank 0 reports
+        print(json.dumps({"run_dir": str(out), "scale_factor": trainer.scale_factor,
+                          "n_train": len(trainer.train_data), "n_dropped_train": trainer.train_data.n_dropped,
+                          **{k: v for k, v in res.items()}}, default=float))
     if tmp is not None:
         tmp.cleanup()
     return 0
@@ -138,8 +139,11 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
     _set_threads(a.threads)
     lm = load_model(a.model, device=a.device)
+    cls = a.class_id
+    if cls is not None and cls.isdigit():
+        cls = int(cls)
     sketches = sample(lm, n=a.n, temperature=a.temperature, greedy=a.greedy, seed=a.seed,
-                      temperature_mode=a.temperature_mode)
+                      temperature_mode=a.temperature_mode, class_id=cls)
     out = Path(a.out)
     if out.suffix == ".svg":
         save_svg(out, grid_svg(sketches, ncols=min(len(sketches), 8)))
@@ -203,6 +207,22 @@ def cmd_export_magenta(a: argparse.Namespace) -> int:
     lm = load_model(a.model)
     export_magenta(lm, a.out, name=a.name)
     print(f"wrote {a.out}")
+    return 0
+
+
+@verb("export")
+def cmd_export(a: argparse.Namespace) -> int:
+    """Checkpoint -> compact .safetensors (float16 by default) for shipping or sharing."""
+    from .checkpoint import load_model, save_weights
+    from .config import Config
+
+    lm = load_model(a.model)
+    out = Path(a.out)
+    if out.suffix != ".safetensors":
+        raise DataError(f"export: --out {out} must end in .safetensors")
+    save_weights(out, lm.model, Config(model=lm.config), lm.scale_factor, lm.class_names, half=not a.float32,
+                 extra={"source": Path(lm.source).name, **({"step": str(lm.info["step"])} if "step" in lm.info else {})})
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'float32' if a.float32 else 'float16'})")
     return 0
 
 
@@ -277,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--out", required=True, help="folder (one SVG per sketch + samples.npz) or FILE.svg (grid)")
     s.add_argument("--png", action="store_true", help="also write samples.png (folder output)")
+    s.add_argument("--class", dest="class_id", default=None, help="class name or index (class-conditional models)")
 
     r = sub.add_parser("render", help="render sketches of a file to SVG/PNG")
     r.add_argument("file", help=".npz, .ndjson, .svg or .json strokes")
@@ -293,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("model")
     ex.add_argument("--out", required=True)
     ex.add_argument("--name", default=None)
+
+    xp = sub.add_parser("export", help="write a checkpoint's weights as .safetensors (float16 by default)")
+    xp.add_argument("model", help="checkpoint (.pt) or weights")
+    xp.add_argument("--out", required=True, help="FILE.safetensors")
+    xp.add_argument("--float32", action="store_true", help="keep float32 weights")
 
     d = sub.add_parser("demo", help="no-download demo: synthetic shapes -> small model -> samples.png")
     d.add_argument("--out", default="demo_out")

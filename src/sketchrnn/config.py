@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 CELL_TYPES = ("lstm", "layer_norm", "hyper")
+MAX_MODEL_DIM = 1 << 20  # upper bound of every size in ModelConfig (a config read from a file can ask anything)
 
 
 @dataclass
@@ -63,12 +64,16 @@ class ModelConfig:
                      "hyper_embedding_size", "max_seq_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+            if getattr(self, name) > MAX_MODEL_DIM:  # far beyond any real model; refuses absurd files
+                raise ConfigError(f"model.{name} must be <= {MAX_MODEL_DIM}, got {getattr(self, name)}")
         for name in ("recurrent_dropout_prob", "input_dropout_prob", "output_dropout_prob"):
             v = getattr(self, name)
             if not (0.0 < v <= 1.0):
                 raise ConfigError(f"model.{name} is a keep probability in (0, 1], got {v}")
-        if self.class_embedding_size < 1:
-            raise ConfigError(f"model.class_embedding_size must be >= 1, got {self.class_embedding_size}")
+        if not (1 <= self.class_embedding_size <= MAX_MODEL_DIM):
+            raise ConfigError(f"model.class_embedding_size must be in 1..{MAX_MODEL_DIM}, got {self.class_embedding_size}")
+        if not (0 <= self.num_classes <= MAX_MODEL_DIM):
+            raise ConfigError(f"model.num_classes must be in 0..{MAX_MODEL_DIM}, got {self.num_classes}")
         if self.class_conditional and self.num_classes < 1:
             raise ConfigError("model.class_conditional=true needs model.num_classes >= 1 (the number of classes "
                               "in data.paths)")
@@ -117,6 +122,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (with a checkpoint) after this many minutes; 0 = no limit
     max_bad_steps: int = 20  # non-finite losses/gradients in a row before training stops
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resumable on CPU)
+    fast: bool = True  # exact fused training forward (sketchrnn.fast); False = the plain reference model
 
     def validate(self) -> None:
         if self.batch_size < 1:

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, ModelFileError
+from .fileio import atomic_write
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
@@ -618,28 +617,7 @@ def frame_images(sketches: Sequence[np.ndarray], size: int = 256, margin: float 
 
 
 def _atomic_write(path: str | Path, data: bytes) -> None:
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(parent))
-    except OSError as e:
-        raise DataError(f"cannot write {p}: {e.strerror or e}; choose a writable output path") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary files
-        os.replace(tmp, p)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise DataError(f"cannot write {p}: {e.strerror or e}; choose a writable output path") from None
-        raise
+    atomic_write(path, data, error=DataError)
 
 
 def frames_gif(sketches: Sequence[np.ndarray], path: str | Path, size: int = 256, frame_ms: int = 120,

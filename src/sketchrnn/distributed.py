@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import atexit
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
@@ -72,7 +72,7 @@ class DistEnv:
     world_size: int = 1
     local_rank: int = 0
     enabled: bool = False  # a process group is in use (launched by torchrun)
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     backend: str | None = None
 
     @property
@@ -199,10 +199,24 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
     return int(s.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
+_AUG_DOMAIN = 0x6175_6700
+
+
+def _augment_state(seed: int, epoch: int, slot: int) -> dict:
+    """Philox state: key (seed, epoch), counter (0, slot, domain, 0): disjoint streams per slot."""
+    return {"bit_generator": "Philox",
+            "state": {"counter": np.array([0, int(slot) & _U64, _AUG_DOMAIN, 0], dtype=np.uint64),
+                      "key": np.array([int(seed) & _U64, int(epoch) & _U64], dtype=np.uint64)},
+            "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
+
+
 def augment_key(seed: int, epoch: int, slot: int) -> np.random.Generator:
-    """Generator for augmenting the sketch in ``slot`` (= position in the epoch's permutation)."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-        [int(seed) & 0xFFFFFFFF, 0x6175_6700, int(epoch), int(slot)])))
+    """Generator for augmenting the sketch in ``slot`` (its position in epoch ``epoch``'s
+    permutation): Philox keyed by (seed, epoch), counter block chosen by the slot."""
+    bg = np.random.Philox(key=np.zeros(2, np.uint64))
+    bg.state = _augment_state(seed, epoch, slot)
+    return np.random.Generator(bg)
 
 
 def shard_range(n: int, rank: int, world: int) -> tuple[int, int]:
@@ -234,6 +248,8 @@ class ShardedLoader:
         self.local_batch = b // world_size
         self.batch_size = b
         self.sampler = EpochSampler(len(inner.data), b, inner.shuffle, inner.seed, True)
+        self._aug_bg = np.random.Philox(key=np.zeros(2, np.uint64))  # re-keyed per sketch (cheap)
+        self._aug_gen = np.random.Generator(self._aug_bg)
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -266,8 +282,9 @@ class ShardedLoader:
         t = i.max_seq_len
         strokes = np.empty((len(idx), t + 1, 5), dtype=np.float32)  # (b, T+1, 5)
         lengths = np.empty(len(idx), dtype=np.int64)
+        rng = self._aug_gen
         for j, k in enumerate(idx):
-            rng = augment_key(i.seed, epoch, first_slot + j)
+            self._aug_bg.state = _augment_state(i.seed, epoch, first_slot + j)  # = augment_key(seed, epoch, slot)
             s = i.data.strokes[int(k)]
             if i.random_scale_factor > 0:
                 s = random_scale(s, i.random_scale_factor, rng)

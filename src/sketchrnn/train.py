@@ -88,7 +88,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, argv: list[str] | None = None,
                  progress: bool = True, log: Callable[[str], None] | None = None):
-        from .data import BatchLoader, SketchData
+        from .data import BatchLoader
         from .distributed import DistEnv, ShardedLoader, setup_distributed, wrap_ddp
         from .model import SketchRNN
 
@@ -157,6 +157,7 @@ class Trainer:
         self.bad_total = 0
         if ck is not None:
             self._restore(ck)
+        self.dist.on_main(self._check_disk_space)  # a full disk is found now, not at the first save
         # DDP (process group in use): LossModule(model) wrapped; self.model stays the plain module
         self._ddp = wrap_ddp(self.model, self.dist) if self.dist.enabled else None
 
@@ -174,6 +175,19 @@ class Trainer:
     def best_path(self) -> Path:
         return self.run_dir / "best.pt"
 
+    def _check_disk_space(self) -> None:
+        """Refuse to start when the run directory cannot hold last.pt, best.pt and the
+        temp copy of an atomic write (Adam's two moments make a checkpoint ~3x the weights)."""
+        import shutil
+
+        n_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        size = 3 * n_bytes + 64 * 1024  # weights + exp_avg + exp_avg_sq + pickle/zip overhead
+        have = sum(q.stat().st_size for q in (self.last_path, self.best_path) if q.exists())
+        free = shutil.disk_usage(self.run_dir).free
+        if free + have < 3 * size:
+            raise ConfigError(f"run directory {self.run_dir} has {free / 1e6:.1f} MB free; checkpoints need about "
+                              f"{3 * size / 1e6:.1f} MB (last.pt, best.pt, temp copy); free space or choose another --out")
+
     def _prepare_run_dir(self, argv: list[str] | None, resume: bool) -> None:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +198,14 @@ class Trainer:
             raise ConfigError(f"run directory {self.run_dir} is not writable ({e.strerror}); choose another --out") from None
         if not resume and self.last_path.exists():
             raise ConfigError(f"{self.last_path} exists: pass --resume to continue that run, or choose a new --out")
-        (self.run_dir / "config.json").write_text(self.cfg.to_json() + "\n")
+        for stale in self.run_dir.glob(".*.pt.*.tmp"):  # left by a kill during a checkpoint write
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+        from .fileio import atomic_write
+
+        atomic_write(self.run_dir / "config.json", (self.cfg.to_json() + "\n").encode(), error=ConfigError)
         if argv is not None:
             with open(self.run_dir / "argv.txt", "a") as f:
                 f.write(" ".join(argv) + "\n")
@@ -225,6 +246,25 @@ class Trainer:
         self.bad_total = int(ck.get("bad_total", 0))
 
     # ------------------------------------------------------------------ steps
+    def _losses(self, batch) -> dict[str, torch.Tensor]:
+        """Magenta's losses for a batch: the exact fused path (:mod:`sketchrnn.fast`) when
+        ``train.fast`` and the model's cells allow it, else the plain reference model."""
+        cfg = self.cfg
+        kw = {"class_ids": batch.class_ids} if cfg.model.class_conditional else {}
+        if self._use_fast:
+            from .fast.decoder import fast_losses
+
+            return fast_losses(self.model, batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance, **kw)
+        return self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance, **kw)
+
+    @property
+    def _use_fast(self) -> bool:
+        if not self.cfg.train.fast or self._ddp is not None:
+            return False
+        from .fast.decoder import supports
+
+        return supports(self.model)
+
     def train_step(self, batch) -> tuple[float, float, float] | None:
         """One optimiser step; returns (loss, L_R, L_KL) or None if skipped (non-finite)."""
         if self._ddp is not None:
@@ -235,15 +275,14 @@ class Trainer:
         w_kl = kl_weight_at(cfg, self.step)
         self.model.train()
         batch = batch.to(self.device)
-        kw = {"class_ids": batch.class_ids} if cfg.model.class_conditional else {}
-        out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance, **kw)
+        out = self._losses(batch)
         loss = out["L_R"] + w_kl * out["kl_loss"] if cfg.model.conditional else out["L_R"]
         self.optimizer.zero_grad(set_to_none=True)
         ok = bool(torch.isfinite(loss))
         if ok:
             loss.backward()
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            ok = all(bool(torch.isfinite(g).all()) for g in grads)
+            ok = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())  # one host sync
         if not ok:
             self.bad_steps += 1
             self.bad_total += 1
@@ -328,8 +367,7 @@ class Trainer:
             limit = cfg.train.max_eval_sketches or len(self.valid_data.strokes)
             for batch in self._valid_batches(limit):  # the same sketches every time
                 batch = batch.to(self.device)
-                kw = {"class_ids": batch.class_ids} if cfg.model.class_conditional else {}
-                out = self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance, **kw)
+                out = self._losses(batch)
                 b = batch.lengths.shape[0]
                 tot_r += float(out["L_R"]) * b
                 tot_kl += float(out["L_KL"]) * b

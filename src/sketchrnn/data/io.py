@@ -261,7 +261,7 @@ def parse_transform(text: str | None, where: str = "transform") -> np.ndarray:
             else:
                 raise ValueError
         except ValueError:
-            raise DataError(f"{where}: cannot read transform {fn}({args.strip()})") from None
+            raise DataError(f"{where}: cannot read transform {fn}({' '.join(args.split())[:80]})") from None
         m = m @ t
     return m
 

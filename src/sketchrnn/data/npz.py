@@ -58,6 +58,13 @@ _ALLOWED_GLOBALS = {
 _MAX_MEMBER_BYTES = 8 << 30  # refuse absurd (zip-bomb) members
 
 
+def _one_line(x: object, limit: int = 120) -> str:
+    """Text from a file (names, parser messages) made safe for a one-line message."""
+    t = str(x)
+    t = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in t)
+    return t if len(t) <= limit else t[:limit] + "..."
+
+
 class _Refused(Exception):
     """Raised inside the unpickler; turned into a DataError by the caller."""
 
@@ -169,7 +176,7 @@ class _StrokeUnpickler(pickle.Unpickler):
             return _DtypeProxy
         if kind == "encode":
             return _latin1_encode
-        raise _Refused(f"global {module}.{name}")
+        raise _Refused(f"global {_one_line(module)}.{_one_line(name)}")
 
     def persistent_load(self, pid):  # pragma: no cover - defensive
         raise _Refused("persistent id")
@@ -181,7 +188,7 @@ def _member_name(split: str) -> str:
 
 def _read_member(path: Path, zf: zipfile.ZipFile, split: str) -> list[np.ndarray]:
     """Parse one ``<split>.npy`` member; returns the raw (unvalidated) list of arrays."""
-    where = f"{path}: split '{split}'"
+    where = f"{path}: split '{_one_line(split)}'"
     info = zf.getinfo(_member_name(split))
     if info.file_size > _MAX_MEMBER_BYTES:
         raise DataError(f"{where} is {info.file_size} bytes uncompressed; refusing (limit {_MAX_MEMBER_BYTES})")
@@ -190,7 +197,7 @@ def _read_member(path: Path, zf: zipfile.ZipFile, split: str) -> list[np.ndarray
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError, RuntimeError) as e:
         # zlib.error: corrupt deflate stream; NotImplementedError: unknown compression
         # method; RuntimeError: encrypted member
-        raise DataError(f"{where}: cannot read the zip member ({e}); the file is damaged, download it again") from None
+        raise DataError(f"{where}: cannot read the zip member ({_one_line(e)}); the file is damaged, download it again") from None
     fh = io.BytesIO(data)
     try:
         version = npy_format.read_magic(fh)
@@ -203,7 +210,7 @@ def _read_member(path: Path, zf: zipfile.ZipFile, split: str) -> list[np.ndarray
     except DataError:
         raise
     except Exception as e:  # numpy raises ValueError for bad magic/header
-        raise DataError(f"{where}: not a valid .npy member ({e})") from None
+        raise DataError(f"{where}: not a valid .npy member ({_one_line(e)})") from None
     if dtype.kind != "O":
         raise DataError(
             f"{where} is a plain {dtype} array of shape {shape}; expected an object array of (L, 3) "
@@ -219,7 +226,7 @@ def _read_member(path: Path, zf: zipfile.ZipFile, split: str) -> list[np.ndarray
             "allowed) - do not use this file, or re-save it from trusted data"
         ) from None
     except Exception as e:
-        raise DataError(f"{where}: malformed pickled data ({type(e).__name__}: {e}); the file is damaged or not a sketch file") from None
+        raise DataError(f"{where}: malformed pickled data ({type(e).__name__}: {_one_line(e)}); the file is damaged or not a sketch file") from None
     if not isinstance(obj, _ArrayProxy) or not isinstance(getattr(obj, "value", None), list):
         raise DataError(f"{where} holds a pickled {type(obj).__name__}, not an array of sketches; refusing it")
     if len(obj.value) != shape[0]:
@@ -251,12 +258,6 @@ def _validate(items: Sequence[object], where: str) -> list[np.ndarray]:
     if not finite.all():
         i = int(np.searchsorted(ends, int(np.argmin(finite)), side="right"))
         raise DataError(f"{where} index {i}: contains NaN or Inf (or values beyond float32); fix or drop this sketch")
-    pen_ok = (flat[:, 2] == 0.0) | (flat[:, 2] == 1.0)  # stroke-3 pen_lifted is 0 or 1
-    if not pen_ok.all():
-        r = int(np.argmin(pen_ok))
-        i = int(np.searchsorted(ends, r, side="right"))
-        raise DataError(f"{where} index {i}: pen_lifted column holds {flat[r, 2]:g}; stroke-3 needs 0 or 1 there; "
-                        "fix or drop this sketch")
     return np.split(flat, ends[:-1])
 
 
@@ -292,8 +293,9 @@ def load_npz(path: str | os.PathLike, splits: str | Iterable[str] | None = None)
             wanted = [splits] if isinstance(splits, str) else list(splits)
         for s in wanted:
             if s not in present:
-                raise DataError(f"{p}: no split '{s}' in the file (it has: {', '.join(present)}); choose one of those")
-        return {s: _validate(_read_member(p, zf, s), f"{p}: split '{s}'") for s in wanted}
+                raise DataError(f"{p}: no split '{_one_line(s)}' in the file (it has: {_one_line(', '.join(present), 200)}); "
+                                "choose one of those")
+        return {s: _validate(_read_member(p, zf, s), f"{p}: split '{_one_line(s)}'") for s in wanted}
 
 
 def _object_array(strokes: Sequence[np.ndarray], where: str) -> np.ndarray:

@@ -29,7 +29,7 @@ sketches a given ``max_seq_len`` keeps, without reading the points again.
 iteration order and ``state_dict`` as :class:`~sketchrnn.data.BatchLoader` (same seed ->
 same permutation and augmentation draws; states are interchangeable), but never pads or
 holds the corpus: each batch gathers its sketches from the memory map. Its resident memory
-is the permutation (8 bytes per sketch) plus one batch, whatever the corpus size.
+is the epoch permutation (4 bytes per sketch) plus one batch, whatever the corpus size.
 """
 
 from __future__ import annotations
@@ -368,10 +368,6 @@ class _Column:
                               for i in range(0, self._n, _CHUNK)]) if self._n else self._fetch(np.zeros(0, np.int64))
         return out if dtype is None else out.astype(dtype)
 
-    def max(self) -> int:
-        return int(max((self._fetch(np.arange(i, min(i + _CHUNK, self._n))).max() for i in range(0, self._n, _CHUNK)),
-                       default=0))
-
 
 class _Strokes(Sequence):
     """``data.strokes[i]``: stroke-3 float32 of sketch i, offsets clamped (read on demand)."""
@@ -464,7 +460,11 @@ class PackedSketchData:
         if not (-self._n <= i < self._n):
             raise IndexError(f"sketch {i} out of range for {self._n} sketches")
         k = int(self._phys(np.array([i % self._n]))[0])
-        return np.asarray(self.points[int(self.offsets[k]):int(self.offsets[k + 1])], dtype=np.float32)
+        a = np.array(self.points[int(self.offsets[k]):int(self.offsets[k + 1])], dtype=np.float32)  # a copy
+        if self.dtype.kind == "f" and not np.isfinite(a).all():
+            raise DataError(f"{self.path}: split '{self.split}' index {i % self._n}: NaN or Inf in the points; "
+                            "the directory is damaged, re-pack it")
+        return a
 
     def get(self, i: int) -> np.ndarray:
         """Sketch ``i`` as SketchData holds it: float32 stroke-3, dx and dy clamped."""
@@ -479,7 +479,11 @@ class PackedSketchData:
         lens = np.asarray(self.offsets[k + 1], np.int64) - starts
         total = int(lens.sum())
         rows = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)  # (sum L,)
-        flat = np.asarray(self.points[rows], dtype=np.float32)  # (sum L, 3) gather from the memory map
+        flat = np.array(self.points[rows], dtype=np.float32)  # (sum L, 3) gathered from the memory map (a copy)
+        if self.dtype.kind == "f" and not np.isfinite(flat).all():
+            bad = int(np.searchsorted(np.cumsum(lens), int(np.argmin(np.isfinite(flat).all(axis=1))), side="right"))
+            raise DataError(f"{self.path}: split '{self.split}' index {int(np.asarray(idx)[bad])}: NaN or Inf in the "
+                            "points; the directory is damaged, re-pack it")
         np.clip(flat[:, 0:2], -self.max_offset, self.max_offset, out=flat[:, 0:2])
         return flat, lens
 
@@ -536,7 +540,9 @@ class EpochSampler:
 
     def _draw(self) -> None:
         self._perm_rng_state = copy.deepcopy(self.shuffle_rng.bit_generator.state)
-        self.perm = self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        perm = self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        # held as int32 when it fits: 4 bytes per sketch (same order as BatchLoader's int64 one)
+        self.perm = perm.astype(np.int32) if self.n < 2**31 else perm
 
     def start_epoch_if_needed(self) -> None:
         if self.position >= len(self):

@@ -5,7 +5,7 @@ code was published (googlecreativelab/quickdraw-dataset issue #33 asks for it; n
 given). Steps as listed: (1) align the drawing to the top-left corner (minimum 0),
 (2) scale uniformly so the maximum value is 255, (3) resample every stroke at 1 px
 spacing, (4) Ramer-Douglas-Peucker with epsilon 2.0. The details below were settled by
-measuring against the shared raw/simplified pairs (benchmarks/RESULTS_data.md):
+measuring against the shared raw/simplified pairs (benchmarks/RESULTS.md):
 
 * alignment and scale use all points of the drawing: ``p' = (p - min) * 255 / max(w, h)``;
 * resampling walks each stroke's polyline by arc length and emits points at 0, 1, 2, ...

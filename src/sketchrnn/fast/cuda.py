@@ -1,3 +1,184 @@
-"""placeholder"""
-def run_sequence_accelerated(seq, xp, state0, masks, tag):
-    return None
+"""CUDA acceleration of the fast recurrences (used by :mod:`.decoder` on CUDA tensors only).
+
+The cost of a sketch-rnn training step on a GPU is kernel launches, not FLOPs: the eager
+recurrence launches ~10 small kernels per step forward and ~15 backward, 2 x 250 times.
+Two standard tools remove most of that, each switched on by itself on CUDA:
+
+1. ``torch.compile`` of the per-step POINTWISE math only (:func:`.decoder.lstm_pointwise`
+   etc.): the dozen elementwise ops of a step become one fused kernel forward and one
+   backward. The loop itself stays Python (compiling 250 unrolled steps would take minutes).
+2. ``torch.cuda.make_graphed_callables`` on the whole recurrence (all T steps, forward and
+   backward): one CUDA-graph replay each way instead of thousands of launches from Python.
+   A graph is captured per (recurrence, shapes, dtypes, precision flags); training batches
+   have fixed shapes (``BatchLoader(drop_last=True)``, encoder run for all T steps on CUDA).
+
+Any failure (no compiler, capture error) is caught once per key, reported with one
+``warnings.warn``, and that key falls back: graph without compile, then eager. Numbers are
+the eager ones up to float rounding (checked by ``tests/test_fast_decoder.py``, gpu-marked
+tests, and ``benchmarks/bench_train.py``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["run_sequence_accelerated", "status", "reset", "configure"]
+
+_CFG = {"compile": True, "graphs": True}
+_COMPILED: dict[str, Any] = {}  # "fns" -> dict of compiled pointwise fns, or False after a failure
+_GRAPHS: dict[tuple, Any] = {}  # key -> graphed callable, or a fallback marker string
+_LOG: list[str] = []  # one line per decision (what runs where), for benchmarks
+
+
+def configure(compile: bool | None = None, graphs: bool | None = None) -> None:
+    """Switch the two accelerations on/off (both on by default); clears cached graphs."""
+    if compile is not None:
+        _CFG["compile"] = bool(compile)
+    if graphs is not None:
+        _CFG["graphs"] = bool(graphs)
+    reset()
+
+
+def reset() -> None:
+    """Forget compiled functions and captured graphs (e.g. between benchmark variants)."""
+    _COMPILED.clear()
+    _GRAPHS.clear()
+    _LOG.clear()
+
+
+def status() -> list[str]:
+    """What ran: one line per recurrence key ("graph+compile", "graph", "compile", "eager: <why>")."""
+    return list(_LOG)
+
+
+def _pointwise() -> dict[str, Callable[..., Any]] | None:
+    """The pointwise functions compiled with torch.compile (None when off or unavailable)."""
+    from .decoder import _EAGER
+
+    if not _CFG["compile"]:
+        return None
+    fns = _COMPILED.get("fns")
+    if fns is None:
+        try:
+            # one specialisation per (shape, dtype, mask or not): encoder / decoder / hyper cell,
+            # batch sizes, precisions; Dynamo's default limit (8) would silently stop compiling
+            import torch._dynamo.config as dcfg
+
+            for name in ("cache_size_limit", "recompile_limit"):
+                if isinstance(getattr(dcfg, name, None), int):
+                    setattr(dcfg, name, max(getattr(dcfg, name), 64))
+            fns = {k: torch.compile(f, fullgraph=True) for k, f in _EAGER.items()}  # automatic dynamic shapes
+        except Exception as e:  # pragma: no cover - depends on the install
+            warnings.warn(f"sketchrnn.fast: torch.compile unavailable ({type(e).__name__}: {e}); eager pointwise math")
+            fns = False
+        _COMPILED["fns"] = fns
+    return fns or None
+
+
+def _flatten(seq: Any, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | None) -> tuple[list[Tensor], Callable]:
+    """All tensor inputs of a recurrence as one flat list, and a function rebuilding the call."""
+    from .decoder import _Seq
+
+    xps = list(xp) if isinstance(xp, tuple) else [xp]
+    names = sorted(seq.params)
+    flat = xps + list(state0) + ([masks] if masks is not None else []) + [seq.params[k] for k in names]
+    n_x, n_s, has_m = len(xps), len(state0), masks is not None
+
+    def rebuild(args: tuple[Tensor, ...]) -> tuple[Any, Any, tuple[Tensor, ...], Tensor | None]:
+        i = 0
+        xr = tuple(args[:n_x]) if n_x > 1 else args[0]
+        i += n_x
+        st = tuple(args[i:i + n_s])
+        i += n_s
+        m = args[i] if has_m else None
+        i += int(has_m)
+        params = dict(zip(names, args[i:]))
+        return _Seq(seq.kind, params, seq.forget_bias, seq.hyper_forget_bias), xr, st, m
+
+    return flat, rebuild
+
+
+def _autocast_state() -> tuple[bool, str]:
+    """(CUDA autocast on?, its dtype) across torch versions."""
+    on = bool(torch.is_autocast_enabled())
+    if not on:
+        return False, ""
+    get = getattr(torch, "get_autocast_dtype", None)
+    try:
+        return True, str(get("cuda") if get is not None else torch.get_autocast_gpu_dtype())
+    except Exception:  # pragma: no cover - exotic versions
+        return True, "?"
+
+
+def _key(tag: str, seq: Any, flat: list[Tensor], masks: Tensor | None) -> tuple:
+    """A captured graph is valid only for the same structure, shapes, dtypes and precision flags."""
+    prec = (torch.backends.cuda.matmul.allow_tf32, *_autocast_state())
+    return (tag, seq.kind, seq.forget_bias, seq.hyper_forget_bias, masks is not None, prec,
+            tuple((tuple(t.shape), t.dtype, t.requires_grad, str(t.device)) for t in flat))
+
+
+def run_sequence_accelerated(seq: Any, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | None,
+                             tag: str) -> tuple[Tensor, tuple[Tensor, ...]] | None:
+    """Run a recurrence with the CUDA accelerations; None means "use the eager path"."""
+    from .decoder import run_sequence
+
+    pw = _pointwise()
+    if not (_CFG["graphs"] and torch.is_grad_enabled()):
+        if pw is None:
+            return None
+        try:
+            return run_sequence(seq, xp, state0, masks, pointwise=pw)
+        except Exception as e:  # pragma: no cover - GPU only
+            warnings.warn(f"sketchrnn.fast: compiled pointwise math failed ({type(e).__name__}: {e}); eager from now on")
+            _COMPILED["fns"] = False
+            return None
+    flat, rebuild = _flatten(seq, xp, state0, masks)
+    key = _key(tag, seq, flat, masks)
+    fn = _GRAPHS.get(key)
+    if fn is None:
+        fn = _capture(key, flat, rebuild, pw, len(flat) - len(seq.params))
+    if isinstance(fn, str):  # a fallback marker
+        if fn == "compile" and pw is not None:
+            return run_sequence(seq, xp, state0, masks, pointwise=pw)
+        return None
+    out = fn(*flat)
+    return out[0], tuple(out[1:])
+
+
+def _capture(key: tuple, flat: list[Tensor], rebuild: Callable, pw: dict | None, n_dyn: int) -> Any:
+    """Capture the recurrence (forward and backward) as CUDA graphs; on failure store a marker.
+    ``flat[:n_dyn]`` are per-step tensors (inputs, states, masks), the rest parameters."""
+    from .decoder import run_sequence
+
+    attempts = [("graph+compile", pw)] if pw is not None else []
+    attempts.append(("graph", None))
+    for name, fns in attempts:
+        def recurrence(*args: Tensor, _fns: Any = fns) -> tuple[Tensor, ...]:
+            seq, xp, st, m = rebuild(args)
+            hs, fin = run_sequence(seq, xp, st, m, pointwise=_fns)
+            return (hs, *fin)
+
+        # static inputs: the parameters themselves (same memory every step: no copy at replay);
+        # detached copies of the per-step tensors (copied into at replay; the first step's
+        # autograd graph is not kept alive)
+        sample = [t.detach().clone().requires_grad_(t.requires_grad) if i < n_dyn else t for i, t in enumerate(flat)]
+        try:
+            graphed = torch.cuda.make_graphed_callables(recurrence, tuple(sample), num_warmup_iters=3,
+                                                        allow_unused_input=True)
+        except Exception as e:  # pragma: no cover - GPU only
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            warnings.warn(f"sketchrnn.fast: CUDA graph capture ({name}) of the {key[0]} recurrence failed "
+                          f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); falling back")
+            continue
+        _GRAPHS[key] = graphed
+        _LOG.append(f"{key[0]}/{key[1]}: {name}")
+        return graphed
+    marker = "compile" if pw is not None else "eager"
+    _GRAPHS[key] = marker
+    _LOG.append(f"{key[0]}/{key[1]}: {marker} (graph capture failed)")
+    return marker

@@ -14,10 +14,15 @@ of the 2 x 250 sequential steps (Ha & Eck 2017, Sec. 3; Magenta ``sketch_rnn/mod
   drawn up front for all steps, ``(T, D, B, H)`` holding 0 or 1/keep; feeding the same masks
   to the oracle (tests patch its ``F.dropout``) gives the same numbers.
 
-Autograd differentiates the loop as written, so gradients are those of the oracle. On CUDA
-the per-step elementwise math is compiled (``torch.compile``) and the whole recurrence,
-forward and backward, is captured in a CUDA graph (:mod:`.cuda`); both switch on by
-themselves and fall back to this eager code on any error.
+* the gradient of each big recurrent weight (``W_hh``; HyperLSTM also the hyper cell's) is
+  formed ONCE per sequence, ``dW = sum_t h_{t-1}^T g_t`` as one matrix product over all T*B
+  rows, instead of T small products and T accumulations (:class:`_SinkRoot`); everything else
+  is differentiated by autograd as written, so gradients are those of the oracle.
+
+On CUDA the per-step elementwise math is compiled (``torch.compile``) and the whole
+recurrence, forward and backward, is captured in a CUDA graph (:mod:`.cuda`); both switch on
+by themselves and fall back to this eager code on any error. ``class_ids`` are supported
+(class-conditional decoders: the class embedding joins z in the once-per-sketch part).
 
 Layouts: every recurrence runs time-major with a leading direction axis: inputs
 ``(T, D, B, ·)``, states ``(D, B, ·)``, weights ``(D, in, out)``.
@@ -39,11 +44,14 @@ __all__ = ["DropoutMasks", "draw_masks", "supports", "encoder_forward", "decoder
 
 
 # ----------------------------------------------------------------------------- pointwise math
-# Each takes the gate pre-activations (..., 4K) in the oracle's block order (i, j, f, o), the
-# cell state c (..., K) and a scaled dropout mask (..., K) or None; returns (h, c).
-def lstm_pointwise(pre: Tensor, c: Tensor, mask: Tensor | None, forget_bias: float) -> tuple[Tensor, Tensor]:
+# Each takes the parts of the gate pre-activations (..., 4K) in the oracle's block order
+# (i, j, f, o) -- the hoisted input projection ``xt`` and the recurrent product(s) ``hw`` --,
+# the cell state c (..., K) and a scaled dropout mask (..., K) or None; returns (h, c). The
+# sum of the parts happens here so that a compiled version fuses it with the gate math.
+def lstm_pointwise(xt: Tensor, hw: Tensor, c: Tensor, mask: Tensor | None,
+                   forget_bias: float) -> tuple[Tensor, Tensor]:
     """LSTM update (Magenta LSTMCell): c' = c s(f+1) + s(i) drop(tanh j), h' = tanh(c') s(o)."""
-    i, j, f, o = pre.chunk(4, dim=-1)
+    i, j, f, o = (xt + hw).chunk(4, dim=-1)
     g = torch.tanh(j)
     if mask is not None:
         g = g * mask
@@ -58,9 +66,8 @@ def _ln_blocks(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     return xb.reshape(x.shape) * gamma + beta
 
 
-def ln_lstm_pointwise(pre: Tensor, c: Tensor, mask: Tensor | None, gamma: Tensor, beta: Tensor,
-                      gamma_c: Tensor, beta_c: Tensor, forget_bias: float) -> tuple[Tensor, Tensor]:
-    """LayerNorm LSTM update (Magenta LayerNormLSTMCell); h' = tanh(LN(c')) s(o)."""
+def _ln_lstm(pre: Tensor, c: Tensor, mask: Tensor | None, gamma: Tensor, beta: Tensor, gamma_c: Tensor,
+             beta_c: Tensor, forget_bias: float) -> tuple[Tensor, Tensor]:
     pre = _ln_blocks(pre, gamma, beta)
     i, j, f, o = pre.chunk(4, dim=-1)
     g = torch.tanh(j)
@@ -69,6 +76,14 @@ def ln_lstm_pointwise(pre: Tensor, c: Tensor, mask: Tensor | None, gamma: Tensor
     new_c = c * torch.sigmoid(f + forget_bias) + torch.sigmoid(i) * g
     cn = F.layer_norm(new_c, new_c.shape[-1:], eps=LN_EPS) * gamma_c + beta_c
     return torch.tanh(cn) * torch.sigmoid(o), new_c
+
+
+def ln_lstm_pointwise(xt: Tensor, hw: Tensor, hw2: Tensor | None, c: Tensor, mask: Tensor | None, gamma: Tensor,
+                      beta: Tensor, gamma_c: Tensor, beta_c: Tensor, forget_bias: float) -> tuple[Tensor, Tensor]:
+    """LayerNorm LSTM update (Magenta LayerNormLSTMCell); h' = tanh(LN(c')) s(o). ``hw2``: a
+    second recurrent product (the hyper cell reads [x, h] and its own hyper_h), or None."""
+    pre = xt + hw if hw2 is None else xt + hw + hw2
+    return _ln_lstm(pre, c, mask, gamma, beta, gamma_c, beta_c, forget_bias)
 
 
 def hyper_pointwise(xw: Tensor, hw: Tensor, scales: Tensor, bias: Tensor, c: Tensor, mask: Tensor | None,
@@ -80,17 +95,89 @@ def hyper_pointwise(xw: Tensor, hw: Tensor, scales: Tensor, bias: Tensor, c: Ten
     H = xw.shape[-1] // 4
     ax, ah, bh = scales.reshape(*lead, 3, 4 * H).unbind(-2)  # 3 x (..., 4H)
     pre = ax * xw + ah * hw + bh + bias
-    return ln_lstm_pointwise(pre, c, mask, gamma, beta, gamma_c, beta_c, forget_bias)
+    return _ln_lstm(pre, c, mask, gamma, beta, gamma_c, beta_c, forget_bias)
+
+
+# ----------------------------------------------------------------------------- recurrent weight gradients
+class _Sink:
+    """The uses of one recurrent weight W in a sequence: inputs a_t and output gradients g_t."""
+
+    def __init__(self) -> None:
+        self.inputs: list[Tensor] = []
+        self.grads: dict[int, Tensor] = {}
+
+
+class _SinkMM(torch.autograd.Function):
+    """``a @ W`` for step t; backward gives da = g W^T and keeps g for :class:`_SinkRoot`."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, w: Tensor, sink: _Sink, t: int) -> Tensor:  # w: detached
+        ctx.save_for_backward(w)
+        ctx.sink, ctx.t = sink, t
+        return torch.matmul(a, w)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None, None]:
+        (w,) = ctx.saved_tensors
+        ctx.sink.grads[ctx.t] = g
+        return torch.matmul(g, w.transpose(-1, -2)), None, None, None
+
+
+class _SinkRoot(torch.autograd.Function):
+    """Identity on the initial state; its backward runs after every step's (all steps depend on
+    its output) and returns dW = sum_t a_t^T g_t as ONE matrix product over all T*B rows, instead
+    of T small products and T accumulations that autograd would do per step."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Tensor, sink: _Sink) -> Tensor:
+        ctx.sink = sink
+        ctx.w_shape = w.shape
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, dx: Tensor) -> tuple[Tensor, Tensor | None, None]:
+        s = ctx.sink
+        if not s.grads:
+            return dx, None, None
+        a = torch.stack(s.inputs)  # (T, .., B, K)
+        g = torch.stack([s.grads[t] if t in s.grads else torch.zeros_like(s.grads[next(iter(s.grads))])
+                         for t in range(len(s.inputs))])  # (T, .., B, N)
+        s.grads.clear()
+        s.inputs.clear()
+        K, N = a.shape[-1], g.shape[-1]
+        if a.dim() == 3:  # one cell
+            dw = a.reshape(-1, K).t() @ g.reshape(-1, N)  # (K, N)
+        else:  # (T, D, B, .): D cells
+            D = a.shape[1]
+            dw = torch.bmm(a.transpose(0, 1).reshape(D, -1, K).transpose(1, 2), g.transpose(0, 1).reshape(D, -1, N))
+        return dx, dw.reshape(ctx.w_shape), None
+
+
+class _RecWeight:
+    """A recurrent weight used once per step: ``mm(a, t)`` = a @ W with the deferred gradient."""
+
+    def __init__(self, w: Tensor) -> None:
+        self.w = w
+        self.deferred = torch.is_grad_enabled() and w.requires_grad
+        self.sink = _Sink()
+
+    def root(self, x: Tensor) -> Tensor:
+        """Route the initial state (the first ``a``) through the gradient root."""
+        return _SinkRoot.apply(x, self.w, self.sink) if self.deferred else x
+
+    def mm(self, a: Tensor, t: int) -> Tensor:
+        if not self.deferred:
+            return torch.matmul(a, self.w)
+        self.sink.inputs.append(a.detach())
+        return _SinkMM.apply(a, self.w.detach(), self.sink, t)
 
 
 # ----------------------------------------------------------------------------- recurrences
 @dataclass
 class _Seq:
-    """One recurrence (D stacked cells of one kind) with its parameters and the per-step math.
-
-    ``run(xp, state0, masks) -> (hs (T, D, B, H), final state parts)`` where ``xp`` is the
-    hoisted input projection: LSTM / LN ``(T, D, B, 4H)``; hyper: a pair (main ``x @ W_ih``
-    (T, D, B, 4H), hyper-cell input part (T, D, B, 4Nh)).
+    """One recurrence: D stacked cells of one kind (``params`` (D, ...), see :func:`_seq_params`);
+    run by :func:`run_sequence` on the hoisted input projection ``xp``: LSTM / LN
+    ``(T, D, B, 4H)``; hyper a pair (main ``x @ W_ih`` (T, D, B, 4H), hyper-cell part (T, D, B, 4Nh)).
     """
 
     kind: str
@@ -120,7 +207,7 @@ def _seq_params(cells: list[Any]) -> _Seq:
         return _Seq("layer_norm", {"w_hh": st("weight_hh"), "gamma": vec("ln_gamma"), "beta": vec("ln_beta"),
                                    "gamma_c": vec("ln_c_gamma"), "beta_c": vec("ln_c_beta")}, c0.forget_bias)
     hc = lambda c: c.hyper_cell  # noqa: E731
-    H, I = c0.hidden_size, c0.input_size
+    I = c0.input_size  # hyper cell input rows: [x (I), h (H)]
     w_zs = _stack([torch.cat([c.x_zw_weight, c.h_zw_weight, c.h_zb_weight], dim=1) for c in cells])  # (D, Nh, 12E)
     b_zs = _stack([torch.cat([c.x_zw_bias, c.h_zw_bias, torch.zeros_like(c.x_zw_bias)]) for c in cells])
     w_blk = _stack([torch.cat([c.x_alpha, c.h_alpha, c.h_beta]) for c in cells])  # (D, 12, E, H)
@@ -150,45 +237,64 @@ def supports(model: Any) -> bool:
     return True
 
 
+def _mm_add(bias: Tensor, a: Tensor, w: Tensor) -> Tensor:
+    """bias + a @ w for 2-D (one cell) or 3-D (D stacked cells) operands."""
+    return torch.addmm(bias, a, w) if a.dim() == 2 else torch.baddbmm(bias, a, w)
+
+
+def _squeeze_one(seq: _Seq) -> _Seq:
+    """A single cell (D = 1): drop the direction axis so that steps use plain mm / addmm."""
+    return _Seq(seq.kind, {k: v[0] for k, v in seq.params.items()}, seq.forget_bias, seq.hyper_forget_bias)
+
+
 def run_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | None,
                  pointwise: dict[str, Callable[..., Any]] | None = None) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """The recurrence, eager: per step one batched matrix product per recurrent weight and the
-    pointwise update. ``state0``: LSTM/LN (c, h); hyper (c, h, hyper_c, hyper_h), each (D, B, ·).
-    Returns hs (T, D, B, H) and the final state parts."""
+    """The recurrence, eager: per step one matrix product per recurrent weight and the
+    pointwise update. ``xp``: (T, D, B, 4H) (hyper: pair with (T, D, B, 4Nh)); ``state0``:
+    LSTM/LN (c, h), hyper (c, h, hyper_c, hyper_h), each (D, B, ·); ``masks`` (T, D, B, H).
+    Returns hs (T, D, B, H) and the final state parts (D, B, ·). Gradients of the big
+    recurrent weights are formed once per sequence (:class:`_SinkRoot`)."""
+    if state0[1].shape[0] == 1:  # one cell: run 2-D, restore the direction axis at the end
+        xp1 = tuple(x[:, 0] for x in xp) if isinstance(xp, tuple) else xp[:, 0]
+        hs, fin = run_sequence(_squeeze_one(seq), xp1, tuple(s[0] for s in state0),
+                               masks[:, 0] if masks is not None else None, pointwise)
+        return hs.unsqueeze(1), tuple(f.unsqueeze(0) for f in fin)
     pw = pointwise or _EAGER
     p = seq.params
-    if seq.kind in ("lstm", "layer_norm"):
-        c, h = state0
-        T = xp.shape[0]
-        xs = xp.unbind(0)  # per-step views; the backward of unbind is ONE stack (slicing xp[t] would
-        ms = masks.unbind(0) if masks is not None else [None] * T  # zero-fill all of xp per step)
-        hs = []
-        for t in range(T):
-            pre = torch.baddbmm(xs[t], h, p["w_hh"])  # (D, B, 4H)
-            m = ms[t]
-            if seq.kind == "lstm":
-                h, c = pw["lstm"](pre, c, m, seq.forget_bias)
-            else:
-                h, c = pw["layer_norm"](pre, c, m, p["gamma"], p["beta"], p["gamma_c"], p["beta_c"], seq.forget_bias)
-            hs.append(h)
-        return torch.stack(hs), (c, h)
-    xw_all, hx_all = xp
-    c, h, hc, hh = state0
-    T = xw_all.shape[0]
-    D, B = h.shape[:2]
-    xws, hxs = xw_all.unbind(0), hx_all.unbind(0)
+    hyper = seq.kind == "hyper"
+    xs = xp[0].unbind(0) if hyper else xp.unbind(0)  # per-step views: the backward of unbind is ONE
+    T = len(xs)  # stack (slicing xp[t] in the loop would zero-fill a whole xp-sized gradient per step)
     ms = masks.unbind(0) if masks is not None else [None] * T
     hs = []
+    w_hh = _RecWeight(p["w_hh"])
+    if not hyper:
+        c, h = state0
+        h = w_hh.root(h)
+        for t in range(T):
+            hw = w_hh.mm(h, t)  # (.., B, 4H)
+            if seq.kind == "lstm":
+                h, c = pw["lstm"](xs[t], hw, c, ms[t], seq.forget_bias)
+            else:
+                h, c = pw["layer_norm"](xs[t], hw, None, c, ms[t], p["gamma"], p["beta"], p["gamma_c"],
+                                        p["beta_c"], seq.forget_bias)
+            hs.append(h)
+        return torch.stack(hs), (c, h)
+    hxs = xp[1].unbind(0)
+    c, h, hc, hh = state0
+    w_h, w_hh2 = _RecWeight(p["hw_h"]), _RecWeight(p["hw_hh"])
+    h = w_h.root(w_hh.root(h))
+    hh = w_hh2.root(hh)
+    B = h.shape[-2]
     for t in range(T):
         # hyper cell (LayerNorm LSTM) on [x, h] with state (hyper_c, hyper_h)
-        hpre = torch.baddbmm(torch.baddbmm(hxs[t], h, p["hw_h"]), hh, p["hw_hh"])  # (D, B, 4Nh)
-        hh, hc = pw["layer_norm"](hpre, hc, None, p["h_gamma"], p["h_beta"], p["h_gamma_c"], p["h_beta_c"],
-                                  seq.hyper_forget_bias)
-        zs = torch.baddbmm(p["b_zs"], hh, p["w_zs"])  # (D, B, 12E)
-        scales = torch.einsum("dbge,dgeh->dbgh", zs.reshape(D, B, 12, -1), p["w_blk"])  # (D, B, 12, H)
-        hw = torch.bmm(h, p["w_hh"])  # (D, B, 4H)
-        m = ms[t]
-        h, c = pw["hyper"](xws[t], hw, scales, p["bias"], c, m, p["gamma"], p["beta"], p["gamma_c"],
+        hw = w_hh.mm(h, t)  # (.., B, 4H) main cell, OLD h
+        hh, hc = pw["layer_norm"](hxs[t], w_h.mm(h, t), w_hh2.mm(hh, t), hc, None, p["h_gamma"], p["h_beta"],
+                                  p["h_gamma_c"], p["h_beta_c"], seq.hyper_forget_bias)
+        # hyper_norm embeddings and their per-block projections (Ha et al. 2016, Sec. 3.2)
+        zs = _mm_add(p["b_zs"], hh, p["w_zs"])  # (.., B, 12E)
+        zs = zs.reshape(*zs.shape[:-2], B, 12, -1).transpose(-3, -2)  # (.., 12, B, E)
+        scales = torch.matmul(zs, p["w_blk"]).transpose(-3, -2)  # (.., 12, B, H) -> (.., B, 12, H)
+        h, c = pw["hyper"](xs[t], hw, scales, p["bias"], c, ms[t], p["gamma"], p["beta"], p["gamma_c"],
                            p["beta_c"], seq.forget_bias)
         hs.append(h)
     return torch.stack(hs), (c, h, hc, hh)
@@ -293,6 +399,16 @@ def _run(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | None, t
 
 
 # ----------------------------------------------------------------------------- encoder / decoder
+def _encoder_steps(strokes5: Tensor, lengths: Tensor) -> int:
+    """Encoder loop length: max(lengths) (as the oracle) on CPU; all T on CUDA (see below)."""
+    B, T = strokes5.shape[:2]
+    if B == 0:
+        return 0
+    if strokes5.is_cuda and _ACCEL["enabled"]:
+        return T
+    return int(lengths.max())
+
+
 def encoder_forward(encoder: Any, strokes5: Tensor, lengths: Tensor,
                     masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """As ``Encoder.forward``: strokes5 (B, T, 5) WITHOUT the start token, lengths (B,) ->
@@ -303,8 +419,12 @@ def encoder_forward(encoder: Any, strokes5: Tensor, lengths: Tensor,
     lengths = lengths.to(device=strokes5.device, dtype=torch.long)
     cells = [encoder.cell_fw, encoder.cell_bw]
     seq = _seq_params(cells)
-    t_max = int(lengths.max()) if B else 0
+    # steps: max(lengths) as the oracle; on CUDA all T (static shapes for CUDA graphs, no host
+    # sync; the extra steps come after every sketch's last point and never reach the output)
+    t_max = _encoder_steps(strokes5, lengths)
     E = encoder.cfg.enc_rnn_size
+    if masks is not None and masks.shape[0] < t_max:
+        masks = torch.cat([masks, masks.new_ones(t_max - masks.shape[0], *masks.shape[1:])])
     if t_max == 0:
         last_h = strokes5.new_zeros(B, 2 * E)
     else:
@@ -314,7 +434,7 @@ def encoder_forward(encoder: Any, strokes5: Tensor, lengths: Tensor,
         zeros = strokes5.new_zeros(2, B, E)
         state0 = (zeros, zeros) if seq.kind != "hyper" else (zeros, zeros, *([strokes5.new_zeros(
             2, B, cells[0].hyper_size)] * 2))
-        hs, _ = _run(seq, xp, state0, masks, "enc")  # (t, 2, B, E)
+        hs, _ = _run(seq, xp, state0, masks[:t_max] if masks is not None else None, "enc")  # (t, 2, B, E)
         idx = (lengths - 1).clamp(min=0)  # state after step L-1 (as the oracle's frozen state)
         last = hs[idx, :, torch.arange(B, device=hs.device)]  # (B, 2, E)
         last = torch.where((lengths > 0).view(B, 1, 1), last, torch.zeros_like(last))
@@ -322,10 +442,22 @@ def encoder_forward(encoder: Any, strokes5: Tensor, lengths: Tensor,
     return encoder.mu(last_h), encoder.presig(last_h)
 
 
+def _conditioning(decoder: Any, z: Tensor | None, class_ids: Tensor | None) -> Tensor | None:
+    """What the decoder appends to every input: [z] (VAE), [z; class embedding] (class-
+    conditional), or None; the decoder's own ``_cond`` where it has one (same tensor)."""
+    cond_fn = getattr(decoder, "_cond", None)
+    if cond_fn is not None:
+        return cond_fn(z, class_ids)
+    if decoder.conditional and z is None:
+        raise ValueError("a conditional decoder needs z (B, z_size)")
+    return z if decoder.conditional else None
+
+
 def decoder_forward(decoder: Any, inputs: Tensor, z: Tensor | None, state: Tensor | None = None,
-                    masks: DropoutMasks | None = None) -> tuple[Tensor, Tensor]:
+                    masks: DropoutMasks | None = None, class_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """As ``Decoder.forward``: inputs (B, T, 5) -> (out (B, T, 6M+3), final state (B, S)).
-    Dropout (recurrent / input / output) only from ``masks`` (None: no dropout)."""
+    Dropout (recurrent / input / output) only from ``masks`` (None: no dropout); ``class_ids``
+    (B,) for a class-conditional decoder."""
     B, T, _ = inputs.shape
     cfg = decoder.cfg
     cell = decoder.cell
@@ -335,16 +467,17 @@ def decoder_forward(decoder: Any, inputs: Tensor, z: Tensor | None, state: Tenso
         state = decoder.initial_state(z, B)
     if T == 0:
         return inputs.new_zeros(B, 0, cfg.output_size), state
+    cond = _conditioning(decoder, z, class_ids)  # (B, C) or None
     masks = masks or DropoutMasks()
     cells = [cell]
     seq = _seq_params(cells)
     x = inputs.transpose(0, 1)  # (T, B, 5)
-    if masks.dec_in is not None:  # input dropout on [x_t, z]: project the full input per step
-        if decoder.conditional:
-            x = torch.cat([x, z.unsqueeze(0).expand(T, B, z.shape[1])], dim=2)  # (T, B, 5+Z)
+    if masks.dec_in is not None:  # input dropout on [x_t, cond]: project the full input per step
+        if cond is not None:
+            x = torch.cat([x, cond.unsqueeze(0).expand(T, B, cond.shape[1])], dim=2)  # (T, B, 5+C)
         xp = _input_projection(seq, cells, (x * masks.dec_in).unsqueeze(1))
-    elif decoder.conditional:
-        xp = _cond_projection(seq, cell, x, z)  # x @ W[:5] for all steps + z-part once per sketch
+    elif cond is not None:
+        xp = _cond_projection(seq, cell, x, cond)  # x @ W[:5] for all steps + cond-part once per sketch
     else:
         xp = _input_projection(seq, cells, x.unsqueeze(1))
     state0 = tuple(s.unsqueeze(0) for s in _split_state(seq, cells, state))
@@ -358,7 +491,8 @@ def decoder_forward(decoder: Any, inputs: Tensor, z: Tensor | None, state: Tenso
 
 
 def _cond_projection(seq: _Seq, cell: Any, x: Tensor, z: Tensor) -> Any:
-    """Decoder input projection of [x_t, z] for all t: x (T, B, 5) @ W_ih[:5] + (z @ W_ih[5:] (+b))."""
+    """Decoder input projection of [x_t, z] for all t: x (T, B, 5) @ W_ih[:5] + (z @ W_ih[5:] (+b));
+    ``z`` is the per-sketch conditioning (B, C) ([z] or [z; class embedding])."""
     T, B, _ = x.shape
     w5, wz = cell.weight_ih[:5], cell.weight_ih[5:]
     zpart = torch.addmm(cell.bias, z, wz) if seq.kind == "lstm" else z @ wz  # (B, 4H)
@@ -374,7 +508,8 @@ def _cond_projection(seq: _Seq, cell: Any, x: Tensor, z: Tensor) -> Any:
 
 # ----------------------------------------------------------------------------- model level
 def fast_forward(model: Any, strokes5: Tensor, lengths: Tensor, z: Tensor | None = None, sample_z: bool = True,
-                 masks: DropoutMasks | None = None, eps: Tensor | None = None) -> dict[str, Tensor | None]:
+                 masks: DropoutMasks | None = None, eps: Tensor | None = None,
+                 class_ids: Tensor | None = None) -> dict[str, Tensor | None]:
     """As ``SketchRNN.forward`` (same dict). In training mode dropout masks are drawn here
     unless given; ``eps`` (B, Z) replaces ``randn_like(mu)`` of the reparameterisation."""
     B, T1, _ = strokes5.shape
@@ -382,8 +517,7 @@ def fast_forward(model: Any, strokes5: Tensor, lengths: Tensor, z: Tensor | None
     if masks is None:
         masks = DropoutMasks()
         if model.training:
-            t_enc = int(lengths.max()) if B else 0
-            masks = draw_masks(model, B, T1 - 1, t_enc, strokes5)
+            masks = draw_masks(model, B, T1 - 1, _encoder_steps(strokes5[:, 1:], lengths), strokes5)
     mu = presig = None
     if model.cfg.conditional and z is None:
         mu, presig = encoder_forward(model.encoder, strokes5[:, 1:], lengths, masks.enc)
@@ -393,16 +527,18 @@ def fast_forward(model: Any, strokes5: Tensor, lengths: Tensor, z: Tensor | None
             z = mu
     elif not model.cfg.conditional:
         z = None
-    out, _ = decoder_forward(model.decoder, strokes5[:, :-1], z, masks=masks)
+    out, _ = decoder_forward(model.decoder, strokes5[:, :-1], z, masks=masks, class_ids=class_ids)
     return {"out": out, "mu": mu, "presig": presig, "z": z}
 
 
 def fast_losses(model: Any, strokes5: Tensor, lengths: Tensor, kl_tolerance: float = 0.2,
-                masks: DropoutMasks | None = None, eps: Tensor | None = None) -> dict[str, Tensor]:
-    """As ``SketchRNN.losses`` (same keys, same Magenta normalisation), on the fast forward."""
+                masks: DropoutMasks | None = None, eps: Tensor | None = None,
+                class_ids: Tensor | None = None) -> dict[str, Tensor]:
+    """As ``SketchRNN.losses`` (same keys, same Magenta normalisation), on the fast forward.
+    Drop-in: ``fast_losses(model, strokes, lengths, kl_tolerance=..., class_ids=...)``."""
     from ..model.mdn import offset_log_prob, pen_log_prob, split_params
 
-    res = fast_forward(model, strokes5, lengths, sample_z=True, masks=masks, eps=eps)
+    res = fast_forward(model, strokes5, lengths, sample_z=True, masks=masks, eps=eps, class_ids=class_ids)
     target = strokes5[:, 1:]  # (B, T, 5)
     B, T, _ = target.shape
     p = split_params(res["out"])

@@ -66,8 +66,8 @@ def _reorder_rows(w: Tensor) -> Tensor:
 
 def supports(model: Any) -> bool:
     """True when :class:`FastSampler` runs ``model`` (a SketchRNN, or a LoadedModel holding one):
-    CPU parameters in float32/float64 and one of the three project cells (HyperLSTM with its
-    default layer norm)."""
+    CPU parameters in float32/float64, one of the three project cells (HyperLSTM with its
+    default layer norm), not class-conditional."""
     from ..model.cells import HyperLSTMCell, LayerNormLSTMCell, LSTMCell
 
     model = getattr(model, "model", model)
@@ -77,6 +77,8 @@ def supports(model: Any) -> bool:
     except (AttributeError, StopIteration):
         return False
     if p.device.type != "cpu" or p.dtype not in (torch.float32, torch.float64):
+        return False
+    if getattr(model.decoder, "class_embedding", None) is not None:  # class-conditional: plain path
         return False
     if type(cell) in (LSTMCell, LayerNormLSTMCell):
         return True
@@ -272,7 +274,10 @@ class _Runner:
         self._views()
 
     def _mm(self, a: Tensor, wt: Tensor, out: Tensor, bias: Tensor | None = None) -> Any:
-        """A zero-argument callable computing ``out = a @ wt (+ bias)`` on the chosen backend."""
+        """A zero-argument callable computing ``out = a @ wt (+ bias)`` on the chosen backend
+        (2-D, or 3-D stacks of matrices)."""
+        if a.dim() == 3 and self.backend != "numpy":
+            return (lambda: torch.bmm(a, wt, out=out)) if bias is None else (lambda: torch.baddbmm(bias, a, wt, out=out))
         if self.backend == "numpy":
             a_np, w_np, o_np = a.numpy(), wt.numpy(), out.numpy()
             if bias is None:
@@ -320,6 +325,7 @@ class _Runner:
             self.mm_hh = self._mm(self.h, w.w_hh, self.ghh)
             self.mm_x = self._mm(self.u[:, H + Nh:], w.w_x5, self.gx, self.xz)
             self.mm_zs = self._mm(self.hh, w.w_zs, self.zs)
+            self.mm_blk = self._mm(self.zs_t, w.w_blk, self.s12, w.b_blk.expand(12, B, H).contiguous())
 
     def compact(self, keep: np.ndarray) -> None:
         """Keep only rows ``keep`` (indices into the current batch)."""
@@ -374,7 +380,7 @@ class _Runner:
         self._lstm_tail(self.hc, self.hh, self.tch, (w.ln_c_gamma, w.ln_c_beta))  # new hyper_h -> u
         # hyper_norm scales alpha_x, alpha_h, beta_h per gate block (Ha et al. 2016, Sec. 3.2)
         self.mm_zs()  # (B, 12E)
-        torch.baddbmm(w.b_blk, self.zs_t, w.w_blk, out=self.s12)  # (12, B, H)
+        self.mm_blk()  # (12, B, H) per-block projections of the embeddings
         pre = self.pre
         torch.mul(self.ax, self.gx4, out=pre)
         pre.addcmul_(self.ah, self.ghh4).add_(self.bh)  # + beta_h + bias (folded into b_blk)

@@ -99,7 +99,8 @@ class SketchRNN(nn.Module):
         ``z`` (B, Z) is required for a conditional model (e.g. mu, or a sample), ignored
         otherwise. Only rows 0..L of each sketch are read (padding never matters). Call in
         eval mode for deterministic figures. ``return_parts=True`` gives the two terms
-        separately: (points (B,), end step (B,)), whose sum is the NLL.
+        separately: (points (B,), end step (B,)), whose sum is the NLL. ``class_ids`` (B,)
+        is needed (only) by a class-conditional model.
         """
         if self.cfg.conditional and z is None:
             raise ValueError("a conditional SketchRNN needs z (B, z_size) to score sketches")

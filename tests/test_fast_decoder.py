@@ -1,0 +1,254 @@
+"""Fast teacher-forced training forward (sketchrnn.fast.decoder) against the plain model.
+
+Dropout is made comparable by drawing the masks up front and feeding the SAME masks to the
+oracle: :func:`sketchrnn.fast.oracle.oracle_losses` runs ``SketchRNN.losses`` unchanged with
+its ``F.dropout`` (in sketchrnn.model.cells and .decoder) handing out the given masks in call
+order (encoder forward cell t = 0..T-1, encoder backward cell, then the decoder steps; input
+and output dropout of each decoder step) and ``randn_like`` returning the given z-noise; it
+fails if a mask is left over.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from sketchrnn.config import ModelConfig
+from sketchrnn.fast import decoder as fd
+from sketchrnn.fast.oracle import oracle_losses
+from sketchrnn.model import SketchRNN
+
+KINDS = ["lstm", "layer_norm", "hyper"]
+T = 10
+
+
+def make_model(kind: str, conditional: bool = True, dtype=torch.float64, enc: str | None = None, **kw) -> SketchRNN:
+    cfg = ModelConfig(enc_model=enc or kind, dec_model=kind, enc_rnn_size=8, dec_rnn_size=12, z_size=4,
+                      num_mixture=3, hyper_rnn_size=6, hyper_embedding_size=3, max_seq_len=T,
+                      conditional=conditional, **kw)
+    torch.manual_seed(0)
+    m = SketchRNN(cfg).to(dtype)
+    with torch.no_grad():  # move away from the special initial values (zeros, ones)
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return m.train()
+
+
+def make_batch(lengths: list[int], dtype=torch.float64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    B = len(lengths)
+    x = torch.zeros(B, T + 1, 5, dtype=dtype)
+    x[:, 0, 2] = 1.0
+    for b, L in enumerate(lengths):
+        x[b, 1:L + 1, :2] = torch.randn(L, 2, generator=g, dtype=dtype)
+        lifted = torch.rand(L, generator=g) < 0.2
+        x[b, 1:L + 1, 2] = (~lifted).to(dtype)
+        x[b, 1:L + 1, 3] = lifted.to(dtype)
+        x[b, L + 1:, 4] = 1.0
+    return x, torch.tensor(lengths)
+
+
+def _total(out: dict) -> torch.Tensor:
+    return out["L_R"] + 0.37 * out["L_KL"]
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm().clamp_min(1e-300))
+
+
+def compare(model: SketchRNN, x, L, tol: float, seed: int = 3, class_ids=None) -> fd.DropoutMasks:
+    """Fast vs oracle losses and gradients with shared masks; returns the masks used."""
+    t_enc = int(L.max())
+    masks = fd.draw_masks(model, x.shape[0], T, t_enc, x, torch.Generator().manual_seed(11))
+    eps = torch.randn(x.shape[0], model.cfg.z_size, dtype=x.dtype, generator=torch.Generator().manual_seed(seed))
+    ref_model = copy.deepcopy(model)
+    ref = oracle_losses(ref_model, x, L, masks, eps, class_ids=class_ids)
+    out = fd.fast_losses(model, x, L, masks=masks, eps=eps, class_ids=class_ids)
+    for k in ("L_s", "L_p", "L_R", "L_KL", "kl_raw"):
+        a, b = out[k].item(), ref[k].item()
+        assert abs(a - b) <= tol * max(abs(b), 1e-12), (k, a, b)
+    g_ref = torch.autograd.grad(_total(ref), list(ref_model.parameters()), allow_unused=True)
+    g_out = torch.autograd.grad(_total(out), list(model.parameters()), allow_unused=True)
+    n = 0
+    for (name, _), a, b in zip(model.named_parameters(), g_out, g_ref):
+        if b is None:
+            assert a is None or not a.any(), name
+            continue
+        assert a is not None, name
+        assert _rel(a, b) <= tol, (name, _rel(a, b))
+        n += 1
+    assert n >= 5
+    return masks
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("conditional", [True, False])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_losses_and_gradients_match_the_oracle(kind, conditional, dtype, tol):
+    model = make_model(kind, conditional, dtype)
+    x, L = make_batch([10, 7, 3, 9], dtype)
+    masks = compare(model, x, L, tol)
+    assert masks.dec is not None and (masks.enc is not None) == conditional
+
+
+@pytest.mark.parametrize("dec,enc", [("hyper", "layer_norm"), ("lstm", "hyper")])
+def test_input_output_dropout_and_mixed_cells(dec, enc):
+    model = make_model(dec, True, torch.float64, enc=enc, use_input_dropout=True, use_output_dropout=True)
+    x, L = make_batch([10, 4, 8], torch.float64, seed=2)
+    masks = compare(model, x, L, 1e-10)
+    assert masks.dec_in is not None and masks.dec_out is not None
+
+
+@pytest.mark.parametrize("kind,conditional", [("lstm", True), ("hyper", False)])
+def test_class_conditional_decoder(kind, conditional):
+    """Class embedding appended to every decoder input ([x; z; e]): same losses and gradients."""
+    model = make_model(kind, conditional, torch.float64, class_conditional=True, num_classes=3,
+                       class_embedding_size=5, use_input_dropout=True)
+    x, L = make_batch([10, 7, 3, 9], torch.float64, seed=4)
+    compare(model, x, L, 1e-10, class_ids=torch.tensor([0, 2, 1, 2]))
+
+
+def test_masks_matter_and_have_the_right_statistics():
+    model = make_model("layer_norm", True, torch.float64)
+    x, L = make_batch([10, 10, 10, 10])
+    m1 = fd.draw_masks(model, 4, T, T, x, torch.Generator().manual_seed(1))
+    m2 = fd.draw_masks(model, 4, T, T, x, torch.Generator().manual_seed(2))
+    eps = torch.zeros(4, 4, dtype=torch.float64)
+    a = fd.fast_losses(model, x, L, masks=m1, eps=eps)["L_R"].item()
+    b = fd.fast_losses(model, x, L, masks=m2, eps=eps)["L_R"].item()
+    assert a != b
+    # the oracle refuses masks it does not use (a comparison must be like for like)
+    extra = fd.DropoutMasks(enc=m1.enc, dec=m1.dec, dec_out=m1.dec)
+    with pytest.raises(AssertionError):
+        oracle_losses(model, x, L, extra, eps)
+    big = fd.draw_masks(model, 64, 50, 50, x, torch.Generator().manual_seed(3))
+    keep = model.cfg.recurrent_dropout_prob
+    vals = torch.unique(big.dec)
+    assert torch.allclose(vals, torch.tensor([0.0, 1.0 / keep], dtype=torch.float64))
+    frac = float((big.dec > 0).double().mean())
+    assert abs(frac - keep) < 0.01  # 38400 draws: std 0.0015
+    assert big.enc.shape == (50, 2, 64, model.cfg.enc_rnn_size)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_eval_mode_and_decoder_contract(kind):
+    """Without dropout (eval): forward outputs and final states equal Decoder.forward /
+    Encoder.forward, including a given initial state."""
+    model = make_model(kind, True, torch.float64).eval()
+    x, L = make_batch([10, 6, 2])
+    with torch.no_grad():
+        ref = model(x, L, sample_z=False)
+        out = fd.fast_forward(model, x, L, sample_z=False)
+        assert _rel(out["mu"], ref["mu"]) < 1e-12 and _rel(out["presig"], ref["presig"]) < 1e-12
+        assert _rel(out["out"], ref["out"]) < 1e-12
+        z = ref["z"]
+        state = torch.randn(3, model.decoder.cell.state_size, dtype=torch.float64) * 0.5
+        o1, s1 = model.decoder(x[:, :5], z, state)
+        o2, s2 = fd.decoder_forward(model.decoder, x[:, :5], z, state)
+        assert _rel(o2, o1) < 1e-12 and _rel(s2, s1) < 1e-12
+        o0, s0 = fd.decoder_forward(model.decoder, x[:, :0], z)
+        assert o0.shape == (3, 0, model.cfg.output_size) and s0.shape == s1.shape
+
+
+def test_supports():
+    assert fd.supports(make_model("hyper"))
+    m = make_model("lstm", False)
+    from sketchrnn.model.cells import HyperLSTMCell
+
+    m.decoder.cell = HyperLSTMCell(5, 12, hyper_size=6, hyper_embedding_size=3, use_layer_norm=False)
+    assert not fd.supports(m)
+
+
+def test_graph_wrapper_logic_with_a_stand_in_for_cuda_graphs(monkeypatch):
+    """The CUDA wrapper's bookkeeping (flatten / rebuild of a recurrence, static sample inputs,
+    cache per shape key, fallback on a capture error) runs on the CPU with a stand-in for
+    torch.cuda.make_graphed_callables that calls the function directly."""
+    from sketchrnn.fast import cuda as fc
+
+    captured = []
+
+    def fake_graphed(fn, sample, num_warmup_iters=3, allow_unused_input=False):
+        captured.append(sample)
+        return lambda *args: fn(*args)
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", fake_graphed)
+    monkeypatch.setattr(fc, "_pointwise", lambda: None)
+    monkeypatch.setattr(fd, "_run", lambda seq, xp, st, m, tag: fc.run_sequence_accelerated(seq, xp, st, m, tag)
+                        or fd.run_sequence(seq, xp, st, m))
+    fc.reset()
+    model = make_model("hyper", True, torch.float64)
+    x, L = make_batch([10, 7, 9], torch.float64)
+    compare(model, x, L, 1e-10)
+    assert len(captured) == 2 and fc.status() == ["enc/hyper: graph", "dec/hyper: graph"]
+    names = sorted(fd._seq_params([model.decoder.cell]).params)
+    n_par = len(names)
+    for sample in captured:  # per-step inputs: detached copies (no autograd graph kept alive)
+        assert all(t.grad_fn is None for t in sample[:-n_par])
+    # the decoder's recurrent weights enter as themselves (same memory: nothing to copy at replay)
+    ptrs = {p.data_ptr() for p in model.parameters()}
+    dec = dict(zip(names, captured[1][-n_par:]))
+    assert all(dec[k].untyped_storage().data_ptr() in ptrs for k in ("w_hh", "hw_h", "hw_hh", "gamma"))
+    compare(model, x, L, 1e-10)  # same shapes: the cached "graphs" are reused
+    assert len(captured) == 2
+
+    def failing(*a, **k):
+        raise RuntimeError("capture failed\nsecond line")
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", failing)
+    fc.reset()
+    with pytest.warns(UserWarning, match="capture"):
+        compare(model, x, L, 1e-10)
+    assert all(s.endswith("eager (graph capture failed)") for s in fc.status())
+    fc.reset()
+
+
+# ----------------------------------------------------------------------------- CUDA only
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("kind", KINDS)
+def test_cuda_accelerated_path_matches_eager(kind):
+    """Graph-captured (+ compiled) recurrences give the eager fast path's losses and gradients
+    (float32, TF32 off), on the second call too (graph replay with new inputs)."""
+    from sketchrnn.fast import cuda as fc
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = make_model(kind, True, torch.float32).cuda()
+    fc.reset()
+    for seed in (0, 1):
+        x, L = make_batch([10, 7, 3, 9], torch.float32, seed=seed)
+        x, L = x.cuda(), L.cuda()
+        masks = fd.draw_masks(model, 4, T, T, x, None)
+        eps = torch.randn(4, 4, device="cuda")
+        fd.set_cuda_acceleration(False)
+        ref = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        g_ref = torch.autograd.grad(_total(ref), list(model.parameters()))
+        fd.set_cuda_acceleration(True)
+        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        g_out = torch.autograd.grad(_total(out), list(model.parameters()))
+        assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
+        for a, b in zip(g_out, g_ref):
+            assert _rel(a, b) <= 1e-5
+    assert any("graph" in s for s in fc.status()), fc.status()
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_fallbacks_give_the_same_numbers():
+    from sketchrnn.fast import cuda as fc
+
+    model = make_model("layer_norm", True, torch.float32).cuda()
+    x, L = make_batch([10, 5], torch.float32)
+    x, L = x.cuda(), L.cuda()
+    masks = fd.draw_masks(model, 2, T, T, x, None)
+    eps = torch.randn(2, 4, device="cuda")
+    res = []
+    for comp, graphs in [(False, False), (True, False), (False, True)]:
+        fc.configure(compile=comp, graphs=graphs)
+        res.append(fd.fast_losses(model, x, L, masks=masks, eps=eps)["L_R"].item())
+    fc.configure(compile=True, graphs=True)
+    assert max(res) - min(res) <= 1e-5 * abs(res[0])
