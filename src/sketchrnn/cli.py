@@ -226,6 +226,23 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+@verb("models")
+def cmd_models(a: argparse.Namespace) -> int:
+    """List the models shipped inside the package (usable as --model NAME)."""
+    from .checkpoint import load_model, shipped_models, weights_dir
+
+    names = shipped_models()
+    if not names:
+        print("no models are shipped in this installation")
+    for name in names:
+        lm = load_model(name)
+        c = lm.config
+        kind = "VAE" if c.conditional else "decoder-only"
+        print(f"{name:<16} {kind:<12} {c.dec_model} {c.dec_rnn_size}  classes={','.join(lm.class_names)}  "
+              f"card: {weights_dir() / (name + '.md')}")
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 @verb("demo")
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -319,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("model", help="checkpoint (.pt) or weights")
     xp.add_argument("--out", required=True, help="FILE.safetensors")
     xp.add_argument("--float32", action="store_true", help="keep float32 weights")
+
+    sub.add_parser("models", help="list the models shipped in the package")
 
     d = sub.add_parser("demo", help="no-download demo: synthetic shapes -> small model -> samples.png")
     d.add_argument("--out", default="demo_out")
