@@ -3,7 +3,7 @@
 Paper sizes (enc 256, dec 512, z 128, M 20), batch 100 (or --batch), T = 250, recurrent
 dropout on, Adam step included, augmentation in the loader. Run from the repo root:
 
-    python benchmarks/train_cpu.py --threads 1 --steps 3
+    python benchmarks/train_cpu.py --threads 1 --steps 3 [--plain]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--cells", default="lstm,layer_norm,hyper")
+    ap.add_argument("--plain", action="store_true", help="the plain reference model instead of the fused fast path")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from sketchrnn.config import Config, apply_overrides
@@ -35,7 +36,8 @@ def main() -> None:
     rows = []
     for cell in a.cells.split(","):
         cfg = apply_overrides(Config(), [f"data.paths={a.data}", f"model.dec_model={cell}",
-                                         f"train.batch_size={a.batch}", "train.device=cpu"])
+                                         f"train.batch_size={a.batch}", "train.device=cpu",
+                                         f"train.fast={not a.plain}"])
         with tempfile.TemporaryDirectory() as d:
             tr = Trainer(cfg, Path(d) / "run", progress=False)
             it = iter(tr.loader)
@@ -49,7 +51,7 @@ def main() -> None:
         med = statistics.median(times)
         rows.append({"cell": cell, "s_per_step": round(med, 3), "sketches_per_s": round(a.batch / med, 1)})
         print(f"{cell:>10}: {med:.2f} s/step, {a.batch / med:.1f} sketches/s", file=sys.stderr)
-    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "batch": a.batch,
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "batch": a.batch, "fast": not a.plain,
                       "cpu": platform.processor() or platform.machine(), "rows": rows}))
 
 

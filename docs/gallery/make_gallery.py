@@ -3,6 +3,8 @@
     python docs/gallery/make_gallery.py                       # Magenta decoder-only sections
     python docs/gallery/make_gallery.py --model runs/cat/best.pt --data cat.npz
                                                               # + conditional-model sections
+    python docs/gallery/make_gallery.py --cat CAT.pt --pig PIG.pt --catpig CATPIG.pt \
+        --note cat="recon NLL ... (see model card)" ...       # + QuickDraw-class VAE sections
 
 Sections:
 * Magenta decoder-only models (``<shared>/models/magenta/*.gen.json``, loaded with
@@ -14,6 +16,14 @@ Sections:
   ``--data`` (a sketch-rnn .npz whose ``--split`` gives the inputs): reconstructions at
   several temperatures, latent interpolations (PNG + GIF), an analogy, and a design sheet
   around one input. Skipped with a note when no conditional model is given.
+
+* ``--cat``, ``--pig``, ``--catpig`` (conditional VAEs trained on one QuickDraw class or on
+  cat + pig): real, edited and foreign QuickDraw drawings fed to them (a three-eyed cat, a
+  toothbrush, chairs; an eight-legged pig, trucks), a design sheet and completions (cat),
+  pig head -> full pig and cat head -> full pig interpolations and the analogy cat head +
+  (full pig - pig head) (paper Sec. 4.2-4.4, Fig. 4-7). Inputs are scaled to ``--size``
+  (765) data units; inputs grey, outputs black. Each model's quality caveat comes from
+  ``--note ROLE=TEXT`` (or its model card). Skipped with a note when a model is not given.
 
 Everything is seeded; PNGs are kept under 300 KB. The README lists what each image shows,
 with which model and temperature (temperature mode "paper", see sketchrnn.api).
@@ -268,9 +278,456 @@ def conditional_sections(spec: str, data: str, split: str, out: Path, seed: int,
     _log(f"wrote conditional sections for {lm.name}")
 
 
+# --------------------------------------------------------------------------- edited human drawings
+# The inputs below are real QuickDraw drawings changed by this script (stroke lists from
+# sketchrnn.data.strokes.to_polylines, edited, back with from_polylines), not hand-made.
+def _stroke_boxes(polys: list[np.ndarray]) -> np.ndarray:
+    """(S, 4) bounding boxes [x0, y0, x1, y1] of polylines."""
+    return np.array([[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in polys])
+
+
+def _main_stroke(boxes: np.ndarray) -> int:
+    """The stroke with the largest bounding box (a cat's face, a pig's body)."""
+    return int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+
+
+def three_eyed(s3: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """A cat drawing with a third eye: finds two small closed strokes side by side inside the
+    face (the eyes), copies one and places the copy centred above and between them. Returns
+    ``(sketch, description)`` or ``None`` when no such pair of eyes is found."""
+    from sketchrnn.data.strokes import from_polylines, to_polylines
+
+    polys = [p for p in to_polylines(s3) if len(p) >= 2]
+    boxes = _stroke_boxes(polys)
+    ext = float(max(np.ptp(np.concatenate(polys), axis=0)))
+    face = boxes[_main_stroke(boxes)]
+    cand = []
+    for i, (p, b) in enumerate(zip(polys, boxes)):
+        size = float(max(b[2] - b[0], b[3] - b[1]))
+        c = (b[:2] + b[2:]) / 2.0
+        closed = np.linalg.norm(p[0] - p[-1]) <= 0.35 * max(size, 1e-9)
+        inside = face[0] < c[0] < face[2] and face[1] < c[1] < face[3]
+        if len(p) >= 4 and closed and inside and 0.03 * ext <= size <= 0.25 * ext:
+            cand.append((i, c, size))
+    best = None
+    for a in range(len(cand)):
+        for b in range(a + 1, len(cand)):
+            (i, ci, si), (j, cj, sj) = cand[a], cand[b]
+            dx, dy = abs(ci[0] - cj[0]), abs(ci[1] - cj[1])
+            if dx > 1.2 * max(si, sj) and dy < 0.5 * dx and (best is None or dy < best[0]):
+                best = (dy, i, j)
+    if best is None:
+        return None
+    _, i, j = best
+    ci, cj = (boxes[i, :2] + boxes[i, 2:]) / 2.0, (boxes[j, :2] + boxes[j, 2:]) / 2.0
+    h = float(max(boxes[i, 3] - boxes[i, 1], boxes[j, 3] - boxes[j, 1]))
+    mid = (ci + cj) / 2.0
+    # between the eyes, above them, but kept inside the face (below its top edge)
+    target = np.array([mid[0], max(mid[1] - 1.25 * h, face[1] + 0.8 * h)])
+    copy = polys[i] - ci + target
+    k = max(i, j) + 1  # drawn right after the second eye
+    new = polys[:k] + [copy] + polys[k:]
+    return from_polylines(new), f"eye strokes {i} and {j}; stroke {i} copied above and between them"
+
+
+def eight_legged(s3: np.ndarray, legs_wanted: int = 8) -> tuple[np.ndarray, str] | None:
+    """A pig drawing with ``legs_wanted`` legs: the legs are the short strokes under the body
+    (the largest stroke) that reach its bottom; each is copied, shifted sideways, until there
+    are ``legs_wanted``. ``None`` when fewer than 2 legs are found."""
+    from sketchrnn.data.strokes import from_polylines, to_polylines
+
+    polys = [p for p in to_polylines(s3) if len(p) >= 2]
+    boxes = _stroke_boxes(polys)
+    bi = _main_stroke(boxes)
+    body = boxes[bi]
+    bw, bh = body[2] - body[0], body[3] - body[1]
+    legs = []
+    for i, b in enumerate(boxes):
+        if i == bi:
+            continue
+        cy = (b[1] + b[3]) / 2.0
+        cx = (b[0] + b[2]) / 2.0
+        if (cy > body[1] + 0.6 * bh and b[3] >= body[3] - 0.1 * bh and b[2] - b[0] <= 0.25 * bw
+                and b[3] - b[1] <= 0.8 * bh and body[0] - 0.05 * bw < cx < body[2] + 0.05 * bw):
+            legs.append(i)
+    if len(legs) < 2 or len(legs) >= legs_wanted:
+        return None
+    widths = [boxes[i, 2] - boxes[i, 0] for i in legs]
+    dx = max(2.5 * float(np.median(widths)), 0.12 * bw)
+    per = -(-legs_wanted // len(legs)) - 1  # copies per leg
+    copies: dict[int, list[np.ndarray]] = {}
+    n = len(legs)
+    for k in range(1, per + 1):
+        for i in legs:
+            if n < legs_wanted:
+                copies.setdefault(i, []).append(polys[i] + np.array([k * dx, 0.0]))
+                n += 1
+    new = []
+    for i, p in enumerate(polys):
+        new.append(p)
+        new += copies.get(i, [])
+    return from_polylines(new), (f"leg strokes {legs} (short strokes under the body reaching its bottom), each "
+                                 f"copied and shifted {dx:.0f} units to the right, {legs_wanted} legs in all")
+
+
+def head_only(s3: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """The head of a side-view pig drawing: a closed stroke other than the body at the left or
+    right end of the drawing, plus every stroke whose centre lies in its box (enlarged by 35%:
+    ears, snout, eyes). ``None`` when there is no such stroke."""
+    from sketchrnn.data.strokes import from_polylines, to_polylines
+
+    polys = [p for p in to_polylines(s3) if len(p) >= 2]
+    boxes = _stroke_boxes(polys)
+    allp = np.concatenate(polys)
+    lo, hi = allp.min(axis=0), allp.max(axis=0)
+    ext = float(max(hi - lo))
+    bi = _main_stroke(boxes)
+    best = None
+    for i, (p, b) in enumerate(zip(polys, boxes)):
+        size = float(max(b[2] - b[0], b[3] - b[1]))
+        cx = (b[0] + b[2]) / 2.0
+        at_end = cx < lo[0] + (hi[0] - lo[0]) / 3.0 or cx > hi[0] - (hi[0] - lo[0]) / 3.0
+        closed = np.linalg.norm(p[0] - p[-1]) <= 0.3 * size
+        if i != bi and closed and at_end and size >= 0.2 * ext and (best is None or size > best[1]):
+            best = (i, size)
+    if best is None:
+        return None
+    h = boxes[best[0]]
+    pad = 0.35 * (h[2:] - h[:2])
+    keep = [i for i, b in enumerate(boxes) if i != bi and np.all((b[:2] + b[2:]) / 2.0 > h[:2] - pad)
+            and np.all((b[:2] + b[2:]) / 2.0 < h[2:] + pad)]
+    return from_polylines([polys[i] for i in keep]), f"head stroke {best[0]} and strokes {keep} around it"
+
+
+def _find(drawings: list[np.ndarray], fn, prefer: int | None):
+    """``(index, (sketch, description))`` of the first drawing ``fn`` can edit, trying ``prefer`` first."""
+    order = ([prefer] if prefer is not None and 0 <= prefer < len(drawings) else []) + list(range(len(drawings)))
+    for i in order:
+        r = fn(drawings[i])
+        if r is not None:
+            return i, r
+    return None
+
+
+# --------------------------------------------------------------------------- QuickDraw-class VAEs
+GREY, INK = (150, 150, 150), (0, 0, 0)
+
+
+def _labelled(items: list[tuple[np.ndarray, int]], labels: list[str], ncols: int, cell: int = 80,
+              label_height: int = 14, stroke_width: float = 1.3):
+    """Grid with inputs grey and outputs black (``items[i] = (sketch, rows drawn grey)``) and a
+    label under each cell."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from sketchrnn import creative as C
+
+    grid = C.two_tone_image(items, ncols=ncols, cell=cell, margin=7.0, stroke_width=stroke_width, colors=(GREY, INK))
+    nrows = max(1, -(-len(items) // ncols))
+    out = Image.new("RGB", (ncols * cell, nrows * (cell + label_height)), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default()
+    for r in range(nrows):
+        out.paste(grid.crop((0, r * cell, ncols * cell, (r + 1) * cell)), (0, r * (cell + label_height)))
+    for i, text in enumerate(labels):
+        r, c = divmod(i, ncols)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+        draw.text((c * cell + (cell - (x1 - x0)) / 2, r * (cell + label_height) + cell + (label_height - (y1 - y0)) / 2 - y0),
+                  text, fill=INK, font=font)
+    return out
+
+
+def _grey(x: np.ndarray) -> tuple[np.ndarray, int]:
+    return (x, len(x))
+
+
+def _ink(x: np.ndarray) -> tuple[np.ndarray, int]:
+    return (x, 0)
+
+
+@dataclass
+class VaeCtx:
+    """One QuickDraw-class VAE for the gallery: the model, its input size and its caveat."""
+
+    role: str
+    spec: str
+    lm: object
+    size: float
+    caveat: str
+    shared: Path
+    out: Path
+    seed: int
+
+    def fit(self, x: np.ndarray, where: str) -> np.ndarray:
+        """``x`` scaled so its larger side is ``size`` data units, RDP-simplified to max_seq_len."""
+        from sketchrnn.data.io import fit_sketch
+
+        return fit_sketch(x, self.lm.config.max_seq_len, size=self.size, where=where)[0]
+
+    def drawings(self, cls: str) -> list[np.ndarray]:
+        return _quickdraw(self.shared, cls)
+
+    @property
+    def section(self) -> str:
+        return f"Conditional {self.role} model (`{self.spec}`)"
+
+
+def _model_caveat(spec: str, notes: dict[str, str], role: str) -> str:
+    """The quality caveat shown with a model's pictures: ``--note``, else its model card."""
+    from sketchrnn.checkpoint import weights_dir
+
+    for key in (role, spec, Path(spec).name):
+        if key in notes:
+            return f"Model `{spec}`, measured quality: {notes[key].rstrip('.')}."
+    card = weights_dir() / f"{spec}.md"
+    if card.is_file():
+        return f"Shipped model `{spec}`: see its model card `sketchrnn/weights/{spec}.md` for measured quality."
+    return (f"Model `{spec}`: no quality note given (`--note {role}=TEXT`); see its model card / training "
+            "metrics for measured quality before judging the pictures.")
+
+
+def _load_vae(role: str, spec: str | None, args, notes: dict[str, str], skipped: list[str]) -> VaeCtx | None:
+    from sketchrnn.checkpoint import load_model
+
+    shared = Path(args.shared)
+    if not spec:
+        msg = f"{role} sections: no model given (use --{role} MODEL)"
+        _log("note: " + msg)
+        skipped.append(msg)
+        return None
+    if not (shared / "data" / "quickdraw" / "simplified").is_dir():
+        msg = f"{role} sections: {shared / 'data/quickdraw/simplified'} not found (give --shared)"
+        _log("note: " + msg)
+        skipped.append(msg)
+        return None
+    lm = load_model(spec)
+    if not lm.config.conditional or getattr(lm.config, "class_conditional", False):
+        msg = f"{role} sections: {spec} is not a (plain) conditional VAE model; skipped"
+        _log("note: " + msg)
+        skipped.append(msg)
+        return None
+    _log(f"{role} model: {spec} (scale_factor {lm.scale_factor:.4g}, max_seq_len {lm.config.max_seq_len}, "
+         f"z {lm.config.z_size})")
+    return VaeCtx(role, spec, lm, float(args.size), _model_caveat(spec, notes, role), shared, Path(args.out), args.seed)
+
+
+TEMPS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
+
+
+def _recon_grid(ctx: VaeCtx, rows: list[tuple[str, np.ndarray]], fn: str, n: int = 2) -> None:
+    """One row per input: the input (grey), then ``n`` reconstructions per temperature."""
+    from sketchrnn import creative as C
+
+    xs = [x for _, x in rows]
+    res = C.reconstructions(ctx.lm, xs, n=n, temperatures=TEMPS, seed=ctx.seed)
+    items, labels = [], []
+    for (name, x), per_t in zip(rows, res):
+        items.append(_grey(x))
+        labels.append(name)
+        for tau, recs in zip(TEMPS, per_t):
+            items += [_ink(r) for r in recs]
+            labels += [f"t={tau:g}"] * n
+    _save_png(ctx.out / fn, _labelled(items, labels, ncols=1 + n * len(TEMPS), cell=76))
+    _log(f"wrote {fn}")
+
+
+def _interp_rows(ctx: VaeCtx, pairs: list[tuple[str, np.ndarray, str, np.ndarray]], fn: str, k: int = 8,
+                 tau: float = 0.1) -> None:
+    from sketchrnn import creative as C
+
+    items, labels = [], []
+    for r, (na, a, nb, b) in enumerate(pairs):
+        d = C.interpolate(ctx.lm, a, b, k=k, method="slerp", temperature=tau, seed=ctx.seed)
+        items += [_grey(a)] + [_ink(s) for s in d.sketches] + [_grey(b)]
+        labels += [na] + [f"t={t:.2f}" for t in d.info["t"]] + [nb]
+        if r == 0:
+            C.frames_gif(d.sketches, ctx.out / fn.replace(".png", ".gif"), size=160)
+    _save_png(ctx.out / fn, _labelled(items, labels, ncols=k + 2, cell=90))
+    _log(f"wrote {fn}")
+
+
+def cat_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
+    """Cat VAE: reconstructions of real, edited (three eyes) and foreign (toothbrush, chair)
+    drawings; a design sheet around one cat; completions with z from the input vs the prior."""
+    from PIL import Image
+
+    from sketchrnn import creative as C
+
+    cats = ctx.drawings("cat")
+    sec, cav = ctx.section, ctx.caveat
+    real = (0, 14, 17)
+    found = _find(cats, three_eyed, prefer=9)
+    rows = [(f"cat {i}", ctx.fit(cats[i], f"cat {i}")) for i in real]
+    eye_text = "no cat with two separate eye strokes was found"
+    if found is not None:
+        i3, (s3, how) = found
+        rows += [(f"cat {i3}", ctx.fit(cats[i3], f"cat {i3}")), ("3 eyes", ctx.fit(s3, "three-eyed cat"))]
+        eye_text = f"cat drawing {i3} and the same drawing with a third eye ({how})"
+    tb = ctx.drawings("toothbrush")[0]
+    rows.append(("toothbrush", ctx.fit(tb, "toothbrush 0")))
+    fn = "vae_cat_reconstruct.png"
+    _recon_grid(ctx, rows, fn)
+    entries.append(Entry(sec, fn,
+        f"Reconstructions (paper Fig. 4-6): each row starts with the input in grey, then 2 decodings of z = mu(input) "
+        f"at each temperature {', '.join(f'{t:g}' for t in TEMPS)} (black). Rows: real cats {', '.join(map(str, real))} "
+        f"(`simplified/cat.ndjson`), {eye_text}, and a toothbrush (`simplified/toothbrush.ndjson` drawing 0) the "
+        f"model has never seen. Seed {ctx.seed} + temperature index. {cav}"))
+
+    chairs = ctx.drawings("chair")
+    rows = [(f"chair {i}", ctx.fit(chairs[i], f"chair {i}")) for i in (0, 1, 2, 3)]
+    fn = "vae_cat_chairs.png"
+    _recon_grid(ctx, rows, fn)
+    entries.append(Entry(sec, fn,
+        "Chair-like cats: real chairs (`simplified/chair.ndjson` drawings 0-3, grey) encoded and decoded by the cat "
+        f"model at temperatures {', '.join(f'{t:g}' for t in TEMPS)}, 2 each (paper Fig. 6: inputs outside the "
+        f"training class come out as the class the model knows). {cav}"))
+
+    x0 = ctx.fit(cats[9], "cat 9")
+    rows_s, cols_s, cell = 4, 5, 100
+    d = C.design_sheet(ctx.lm, x0, rows=rows_s, cols=cols_s, sigma=0.25, temperature=0.3, seed=ctx.seed)
+    tile = C.tile_image(d.sketches, rows_s, cols_s, cell=cell, colors=[(40, 40, 40), (170, 40, 60)])
+    left = _labelled([_grey(x0)], ["input: cat 9"], ncols=1, cell=cell)
+    sheet = Image.new("RGB", (left.width + tile.width, max(left.height, tile.height)), (255, 255, 255))
+    sheet.paste(left, (0, 0))
+    sheet.paste(tile, (left.width, 0))
+    fn = "vae_cat_sheet.png"
+    _save_png(ctx.out / fn, sheet)
+    entries.append(Entry(sec, fn,
+        f"Design sheet around one cat (paper Sec. 5): the input (grey, cat drawing 9) is encoded, and "
+        f"{rows_s * cols_s} motifs are decoded from z = mu + 0.25 eps at temperature 0.3 (seed {ctx.seed}), laid out "
+        f"as a seamless tile with offset rows. {cav}"))
+    _log(f"wrote {fn}")
+
+    tau, nc = 0.3, 3
+    items, labels = [], []
+    picks = (0, 5, 9)
+    for r, i in enumerate(picks):
+        full = ctx.fit(cats[i], f"cat {i}")
+        half = _first_half(full)
+        items += [_grey(full), _grey(half)]
+        labels += [f"cat {i}", "half"]
+        for mode in ("input", "prior"):
+            conts = C.complete(ctx.lm, half, n=nc, temperature=tau, z=mode, seed=ctx.seed + r)
+            items += [(C.join(half, c), len(half)) for c in conts]
+            labels += [f"z={mode}"] * nc
+    fn = "vae_cat_complete.png"
+    _save_png(ctx.out / fn, _labelled(items, labels, ncols=2 + 2 * nc, cell=90))
+    entries.append(Entry(sec, fn,
+        f"Completions (paper Sec. 4.4): per row a real cat (`simplified/cat.ndjson` drawings "
+        f"{', '.join(map(str, picks))}) and its first half of the strokes (grey), then {nc} continuations (black, after "
+        f"the grey strokes) with z = mu(half) ('z=input') and {nc} with z drawn from the prior N(0, I) ('z=prior'), "
+        f"temperature {tau:g}, seeds {ctx.seed}+row. {cav}"))
+    _log(f"wrote {fn}")
+
+
+def _pig_head(ctx: VaeCtx, pigs: list[np.ndarray], prefer: int = 21):
+    """``(index, full pig, pig head)`` both scaled together (the head keeps its size in the pig)."""
+    found = _find(pigs, head_only, prefer=prefer)
+    if found is None:
+        return None
+    i, (head, how) = found
+    from sketchrnn.data.io import fit_sketch
+    from sketchrnn.data.strokes import bounds
+
+    full = ctx.fit(pigs[i], f"pig {i}")
+    x0, x1, y0, y1 = bounds(pigs[i])
+    head = head.copy()
+    head[:, :2] *= ctx.size / max(x1 - x0, y1 - y0)  # the same scale as the full pig
+    head = fit_sketch(head, ctx.lm.config.max_seq_len, where=f"pig {i} head")[0]
+    return i, full, head, how
+
+
+def pig_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
+    """Pig VAE: an eight-legged pig and a truck reconstructed; pig head -> full pig (slerp)."""
+    pigs = ctx.drawings("pig")
+    sec, cav = ctx.section, ctx.caveat
+    rows = []
+    found = _find(pigs, eight_legged, prefer=21)
+    leg_text = "no pig with separate leg strokes was found"
+    if found is not None:
+        i8, (s8, how) = found
+        rows += [(f"pig {i8}", ctx.fit(pigs[i8], f"pig {i8}")), ("8 legs", ctx.fit(s8, "eight-legged pig"))]
+        leg_text = f"pig drawing {i8} and the same pig with eight legs ({how})"
+    trucks = ctx.drawings("truck")
+    rows += [(f"truck {i}", ctx.fit(trucks[i], f"truck {i}")) for i in (0, 1)]
+    fn = "vae_pig_reconstruct.png"
+    _recon_grid(ctx, rows, fn)
+    entries.append(Entry(sec, fn,
+        f"Reconstructions: input in grey, then 2 decodings of z = mu(input) at each temperature "
+        f"{', '.join(f'{t:g}' for t in TEMPS)}. Rows: {leg_text}; two trucks (`simplified/truck.ndjson` drawings 0, 1) "
+        f"the pig model has never seen (paper Fig. 5-6). {cav}"))
+
+    hp = _pig_head(ctx, pigs)
+    if hp is None:
+        _log("note: no side-view pig with a separate head stroke found; pig-head interpolation skipped")
+        return
+    i, full, head, how = hp
+    fn = "vae_pig_head_to_pig.png"
+    _interp_rows(ctx, [("pig head", head, f"pig {i}", full)], fn)
+    entries.append(Entry(sec, fn,
+        f"Pig head -> full pig (paper Fig. 7 style): spherical interpolation (slerp, `creative.interpolate`) from "
+        f"z(pig head) to z(full pig), 8 steps, temperature 0.1, the same seed at every step. The head is cut from "
+        f"real pig drawing {i} by this script ({how}); the full pig is drawing {i} itself (both grey, at the ends). "
+        f"`vae_pig_head_to_pig.gif` animates the row. {cav}"))
+    entries.append(Entry(sec, "vae_pig_head_to_pig.gif", "The interpolation above as an animation (ping-pong)."))
+
+
+def catpig_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
+    """Cat+pig VAE: cat head -> full pig interpolation; cat head + (full pig - pig head)."""
+    from sketchrnn import creative as C
+
+    sec, cav = ctx.section, ctx.caveat
+    cats, pigs = ctx.drawings("cat"), ctx.drawings("pig")
+    hp = _pig_head(ctx, pigs)
+    if hp is None:
+        _log("note: no side-view pig with a separate head stroke found; catpig sections skipped")
+        return
+    i, full, head, how = hp
+    ci = 9
+    cat = ctx.fit(cats[ci], f"cat {ci}")
+    fn = "vae_catpig_cathead_to_pig.png"
+    _interp_rows(ctx, [(f"cat {ci}", cat, f"pig {i}", full)], fn)
+    entries.append(Entry(sec, fn,
+        f"Cat head -> full pig: slerp from z(cat drawing {ci}, a face) to z(pig drawing {i}, a whole side-view pig), "
+        f"8 steps, temperature 0.1, one seed for every step; inputs grey at the ends. "
+        f"`vae_catpig_cathead_to_pig.gif` animates it. {cav}"))
+    entries.append(Entry(sec, "vae_catpig_cathead_to_pig.gif", "The interpolation above as an animation (ping-pong)."))
+
+    n, tau = 5, 0.1
+    d = C.analogy(ctx.lm, full, head, cat, n=n, temperature=tau, seed=ctx.seed)
+    items = [_grey(full), _grey(head), _grey(cat)] + [_ink(s) for s in d.sketches]
+    labels = [f"pig {i}", "- pig head", f"+ cat {ci}"] + ["="] * n
+    fn = "vae_catpig_analogy.png"
+    _save_png(ctx.out / fn, _labelled(items, labels, ncols=3 + n, cell=100))
+    entries.append(Entry(sec, fn,
+        f"Latent arithmetic (paper Fig. 7): z(full pig {i}) - z(pig head) + z(cat head, cat drawing {ci}), decoded "
+        f"{n} times at temperature {tau:g} (seed {ctx.seed}). The pig head is cut from pig drawing {i} ({how}). "
+        f"If z behaves like the paper's, the result is a whole cat with a body. {cav}"))
+    _log(f"wrote {fn}")
+
+
+def _size_text(shared: Path, size: float) -> str:
+    """How the QuickDraw inputs were scaled for the VAEs, with the training data's measured extent."""
+    from sketchrnn.data.io import read_strokes_file
+    from sketchrnn.data.strokes import bounds
+
+    text = (f"Inputs: Google's simplified drawings span 255 units; they are scaled so their larger side is {size:g} "
+            "data units (`sketchrnn.data.io.fit_sketch`, as `--size` does in the creative CLI; `--size auto` would "
+            "keep .ndjson drawings at 255)")
+    meas = []
+    for cls in ("cat", "pig"):
+        f = shared / "data" / "distilled" / f"{cls}.npz"
+        if f.is_file():
+            ext = [max(b[1] - b[0], b[3] - b[2]) for b in map(bounds, read_strokes_file(f, split="test")[:500])]
+            meas.append(f"{cls} {np.median(ext):.0f} (10-90%: {np.percentile(ext, 10):.0f}-{np.percentile(ext, 90):.0f})")
+    if meas:
+        text += "; the distilled training data span a median of " + ", ".join(meas) + " units on their larger side"
+    return text + "."
+
+
 # --------------------------------------------------------------------------- README
-def write_readme(out: Path, entries: list[Entry], skipped: list[str]) -> None:
+def write_readme(out: Path, entries: list[Entry], skipped: list[str], command: str | None = None) -> None:
     lines = ["# Gallery", "",
+             *([f"This run: `{command}`", ""] if command else []),
              ("Generated by `python docs/gallery/make_gallery.py` (seeded; rerun to regenerate). Sampling uses "
              "temperature mode `paper` (mixture and pen logits / tau, sigma x sqrt(tau)); see `sketchrnn.api`."),
              ("The Magenta models are Google's pretrained decoder-only LSTMs (`@magenta/sketch` format), loaded "
@@ -319,7 +776,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--analogy", default="0,1,2", help="indices A,B,C of the analogy inputs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-magenta", action="store_true", help="skip the Magenta sections")
+    p.add_argument("--cat", help="a conditional cat VAE (checkpoint, .safetensors or shipped name)")
+    p.add_argument("--pig", help="a conditional pig VAE")
+    p.add_argument("--catpig", help="a conditional VAE trained on cat + pig")
+    p.add_argument("--note", action="append", default=[], metavar="MODEL=TEXT",
+                   help="quality caveat printed with a model's pictures; MODEL is cat, pig, catpig or the model as "
+                        "given (repeatable; default: its model card for shipped names)")
+    p.add_argument("--size", type=float, default=255.0 * SCALE,
+                   help="larger side, in data units, of the QuickDraw inputs fed to --cat/--pig/--catpig "
+                        "(default 765 = 3x the 255-unit simplified files, near the distilled training data)")
     a = p.parse_args(argv)
+    notes: dict[str, str] = {}
+    for item in a.note:
+        key, sep, text = item.partition("=")
+        if not sep or not key or not text.strip():
+            p.error(f"--note must be MODEL=TEXT, got {item!r}")
+        notes[key] = text.strip()
 
     import torch
 
@@ -348,7 +820,18 @@ def main(argv: list[str] | None = None) -> int:
         data = a.data[i] if i < len(a.data) else a.data[-1]
         idx = tuple(int(x) for x in a.analogy.split(","))
         conditional_sections(spec, data, a.split, out, a.seed, entries, idx)  # type: ignore[arg-type]
-    write_readme(out, entries, skipped)
+    size_text = _size_text(shared, a.size)
+    for role, fn in (("cat", cat_sections), ("pig", pig_sections), ("catpig", catpig_sections)):
+        ctx = _load_vae(role, getattr(a, role), a, notes, skipped)
+        if ctx is not None:
+            n0 = len(entries)
+            fn(ctx, entries)
+            if len(entries) > n0:
+                entries[n0].text += " " + size_text
+    import shlex
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    write_readme(out, entries, skipped, "python docs/gallery/make_gallery.py " + shlex.join(args) if args else None)
     big = [f.name for f in out.glob("*.png") if f.stat().st_size > MAX_PNG_BYTES]
     if big:
         _log(f"warning: PNGs over {MAX_PNG_BYTES} bytes: {big}")

@@ -1,0 +1,60 @@
+"""Tests of the drawing edits of docs/gallery/make_gallery.py (three eyes, eight legs, pig head)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sketchrnn.data.strokes import from_polylines, to_polylines
+
+_PATH = Path(__file__).resolve().parents[1] / "docs" / "gallery" / "make_gallery.py"
+
+
+@pytest.fixture(scope="module")
+def G():
+    spec = importlib.util.spec_from_file_location("make_gallery", _PATH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["make_gallery"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _circle(cx: float, cy: float, r: float, n: int = 16) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, n + 1)
+    return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1)  # (n+1, 2), closed
+
+
+def test_three_eyed_adds_a_copy_of_an_eye_inside_the_face(G):
+    rng = np.random.default_rng(0)
+    face = _circle(100, 100, 80, 40)
+    eyes = [_circle(70, 90, 8), _circle(130, 92, 8)]
+    mouth = np.array([[80, 140], [100, 150], [120, 140.0]])
+    polys = [face, eyes[0] + rng.normal(0, 0.3, eyes[0].shape), eyes[1], mouth]
+    out, _ = G.three_eyed(from_polylines(polys))
+    new = to_polylines(out, start=polys[0][0])
+    assert len(new) == len(polys) + 1
+    added = new[3]  # drawn right after the second eye
+    c = (added.min(axis=0) + added.max(axis=0)) / 2.0
+    assert 90 < c[0] < 110 and c[1] < 90 and c[1] > 20  # above and between the eyes, inside the face
+    assert np.ptp(added, axis=0) == pytest.approx(np.ptp(new[1], axis=0), abs=1e-3)  # a copy of an eye
+    assert G.three_eyed(from_polylines([face, mouth])) is None  # no eyes: nothing to copy
+
+
+def test_eight_legged_and_head_only(G):
+    body = np.array([[0, 0], [200, 0], [200, 80], [0, 80], [0, 0.0]])
+    legs = [np.array([[x, 80], [x, 120.0]]) for x in (20, 60, 140, 180)]
+    head = _circle(240, 30, 35, 20)
+    snout = _circle(250, 35, 8)
+    s3 = from_polylines([body] + legs + [head, snout])
+    out, _ = G.eight_legged(s3)
+    polys = to_polylines(out, start=body[0])
+    vertical = [p for p in polys if len(p) == 2 and np.ptp(p[:, 0]) < 1e-6 and np.ptp(p[:, 1]) == pytest.approx(40)]
+    assert len(vertical) == 8
+    assert len({round(float(p[0, 0]), 3) for p in vertical}) == 8  # all at different places
+    h, _ = G.head_only(s3)
+    hp = to_polylines(h, start=head[0])
+    assert len(hp) == 2 and np.allclose(hp[0], head, atol=1e-3) and np.allclose(hp[1], snout, atol=1e-3)
