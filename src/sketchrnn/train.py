@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -283,6 +281,14 @@ class Trainer:
             loss.backward()
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             ok = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())  # one host sync
+        if not self._finish_step(ok):
+            return None
+        return float(loss.detach()), float(out["L_R"].detach()), float(out["L_KL"].detach())
+
+    def _finish_step(self, ok: bool) -> bool:
+        """After backward: skip and count a non-finite step (stopping after max_bad_steps in a
+        row), else clip gradients by value and take the optimiser step. Returns ``ok``."""
+        cfg = self.cfg
         if not ok:
             self.bad_steps += 1
             self.bad_total += 1
@@ -291,13 +297,13 @@ class Trainer:
                 raise TrainingError(f"{self.bad_steps} non-finite losses/gradients in a row at step {self.step}; "
                                     f"stopped; the last good checkpoint is {self.last_path}")
             self.step += 1
-            return None
+            return False
         self.bad_steps = 0
         if cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip)
         self.optimizer.step()
         self.step += 1
-        return float(loss.detach()), float(out["L_R"].detach()), float(out["L_KL"].detach())
+        return True
 
     def _train_step_ddp(self, batch) -> tuple[float, float, float] | None:
         """:meth:`train_step` under DDP: the same step as one process on the global batch.
@@ -338,20 +344,8 @@ class Trainer:
         vec = torch.stack([torch.stack(flags).any().float(), loss.detach().float(), out["L_R"].detach().float()])
         vec = env.all_reduce_sum(vec)
         bad, loss_v, r_v = vec.tolist()
-        if bad > 0:
-            self.bad_steps += 1
-            self.bad_total += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.bad_steps >= cfg.train.max_bad_steps:
-                raise TrainingError(f"{self.bad_steps} non-finite losses/gradients in a row at step {self.step}; "
-                                    f"stopped; the last good checkpoint is {self.last_path}")
-            self.step += 1
+        if not self._finish_step(bad == 0):
             return None
-        self.bad_steps = 0
-        if cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip)
-        self.optimizer.step()
-        self.step += 1
         n = env.world_size
         return loss_v / n, r_v / n, float(l_kl)
 

@@ -151,25 +151,127 @@ def _check_limits(max_seq_len: int, max_offset: float) -> None:
         raise DataError(f"max_offset must be > 0, got {max_offset}")
 
 
+class EpochSampler:
+    """Epoch permutations, position in the epoch and the augmentation generator of every
+    batch loader (BatchLoader, PackedBatchLoader, the sharded loader): same seed -> same
+    permutations, one ``state_dict`` layout, so any of them resumes from the others' states."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
+        self.n = int(n)
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        ss_shuffle, ss_aug = np.random.SeedSequence(self.seed).spawn(2)
+        self.shuffle_rng = np.random.Generator(np.random.PCG64(ss_shuffle))
+        self.aug_rng = np.random.Generator(np.random.PCG64(ss_aug))
+        self.epoch = 0
+        self.position = 0  # batches of the current epoch already handed out
+        self.perm: np.ndarray | None = None
+        self._perm_rng_state: dict | None = None
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def _draw(self) -> None:
+        self._perm_rng_state = copy.deepcopy(self.shuffle_rng.bit_generator.state)
+        perm = self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        # held as int32 when it fits: 4 bytes per sketch (same order as BatchLoader's int64 one)
+        self.perm = perm.astype(np.int32) if self.n < 2**31 else perm
+
+    def start_epoch_if_needed(self) -> None:
+        if self.position >= len(self):
+            self.epoch += 1
+            self.position = 0
+            self.perm = None
+        if self.perm is None:
+            self._draw()
+
+    def next_indices(self) -> tuple[np.ndarray, int, int]:
+        """(indices of the next global batch, its epoch, its position in the epoch)."""
+        self.start_epoch_if_needed()
+        b, pos = self.batch_size, self.position
+        idx = self.perm[pos * b:(pos + 1) * b]
+        self.position += 1
+        return idx, self.epoch, pos
+
+    def state_dict(self) -> dict:
+        started = self.perm is not None
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "perm_started": started,
+            "shuffle_rng": copy.deepcopy(self._perm_rng_state if started else self.shuffle_rng.bit_generator.state),
+            "aug_rng": copy.deepcopy(self.aug_rng.bit_generator.state),
+            "n": self.n,
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        try:
+            if int(d["n"]) != self.n or int(d["batch_size"]) != self.batch_size:
+                raise DataError(
+                    f"loader state is for {d['n']} sketches in (global) batches of {d['batch_size']}, but this loader "
+                    f"has {self.n} in batches of {self.batch_size}; use the same data and train.batch_size to resume")
+            self.shuffle_rng.bit_generator.state = copy.deepcopy(d["shuffle_rng"])
+            self.aug_rng.bit_generator.state = copy.deepcopy(d["aug_rng"])
+            self.epoch = int(d["epoch"])
+            self.position = int(d["position"])
+            self.perm = None
+            self._perm_rng_state = None
+            if d["perm_started"]:
+                self._draw()
+        except DataError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"loader state is malformed ({type(e).__name__}: {e}); the checkpoint is damaged") from None
+
+
+def stroke5_batch(flat: np.ndarray, lengths: np.ndarray, max_seq_len: int, scale_factor: float) -> np.ndarray:
+    """Clamped stroke-3 rows of B sketches (concatenated) -> (B, T+1, 5) float32 stroke-5:
+    start token, offsets / scale, pen one-hot, end padding rows (vectorised :func:`to_stroke5`)."""
+    n, t = len(lengths), int(max_seq_len)
+    out = np.zeros((n, t + 1, 5), dtype=np.float32)  # (B, T+1, 5)
+    out[:, 0, 2] = 1.0  # start token (0, 0, 1, 0, 0)
+    out[:, 1:, 4] = np.arange(1, t + 1)[None, :] > lengths[:, None]  # end padding rows L+1..T
+    body = np.empty((len(flat), 5), dtype=np.float32)  # (sum L, 5) rows 1..L of every sketch
+    body[:, 0:2] = flat[:, 0:2] / scale_factor
+    pen = flat[:, 2] > 0.5
+    body[:, 2] = ~pen
+    body[:, 3] = pen
+    body[:, 4] = 0.0
+    starts = np.cumsum(lengths) - lengths
+    dest = np.repeat(np.arange(n) * (t + 1) + 1 - starts, lengths) + np.arange(len(flat))
+    out.reshape(n * (t + 1), 5)[dest] = body
+    return out
+
+
+def check_loader_args(n: int, batch_size: int, drop_last: bool, scale_factor: float) -> None:
+    """Arguments every batch loader refuses, with one-line errors."""
+    if n == 0:
+        raise DataError("dataset is empty (every sketch longer than max_seq_len?); check data paths and max_seq_len")
+    if batch_size < 1:
+        raise DataError(f"batch_size must be >= 1, got {batch_size}")
+    if drop_last and n < batch_size:
+        raise DataError(f"dataset has {n} sketches, fewer than batch_size={batch_size}; lower the batch size")
+    if not (scale_factor > 0 and np.isfinite(scale_factor)):
+        raise DataError(f"scale_factor must be a positive number, got {scale_factor}")
+
+
 class BatchLoader:
     """Pads every sketch once into a (N, T+1, 5) array; a batch is an index gather.
 
     Iterating yields the remaining batches of the current epoch (a fresh permutation per
-    epoch when ``shuffle``); ``next_batch()`` crosses epochs by itself.
+    epoch when ``shuffle``); ``next_batch()`` crosses epochs by itself. Epoch order,
+    position and the augmentation generator live in an :class:`EpochSampler`.
     """
 
     def __init__(self, data: SketchData, scale_factor: float, batch_size: int, max_seq_len: int,
                  augment: bool = False, random_scale_factor: float = 0.15, augment_stroke_prob: float = 0.1,
                  shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
         n = len(data)
-        if n == 0:
-            raise DataError("dataset is empty (every sketch longer than max_seq_len?); check data paths and max_seq_len")
-        if batch_size < 1:
-            raise DataError(f"batch_size must be >= 1, got {batch_size}")
-        if drop_last and n < batch_size:
-            raise DataError(f"dataset has {n} sketches, fewer than batch_size={batch_size}; lower the batch size")
-        if not (scale_factor > 0 and np.isfinite(scale_factor)):
-            raise DataError(f"scale_factor must be a positive number, got {scale_factor}")
+        check_loader_args(n, batch_size, drop_last, scale_factor)
         lengths = data.lengths
         if int(lengths.max()) > max_seq_len:
             i = int(np.argmax(lengths))
@@ -187,67 +289,30 @@ class BatchLoader:
         self.drop_last = bool(drop_last)
         self.lengths = lengths  # (N,) int64
         self.class_ids = np.asarray(data.class_ids, dtype=np.int64)  # (N,)
-        self.padded = self._pad_all()  # (N, T+1, 5) float32
-        ss_shuffle, ss_aug = np.random.SeedSequence(self.seed).spawn(2)
-        self._shuffle_rng = np.random.Generator(np.random.PCG64(ss_shuffle))
-        self._aug_rng = np.random.Generator(np.random.PCG64(ss_aug))
-        self._epoch = 0
-        self._pos = 0  # batches of the current epoch already handed out
-        self._perm: np.ndarray | None = None
-        self._perm_rng_state: dict | None = None  # shuffle rng state the current perm was drawn from
-
-    def _pad_all(self) -> np.ndarray:
-        n, t = len(self.data), self.max_seq_len
-        out = np.zeros((n, t + 1, 5), dtype=np.float32)  # (N, T+1, 5)
-        out[:, 0, 2] = 1.0  # start token (0, 0, 1, 0, 0)
-        out[:, 1:, 4] = np.arange(1, t + 1)[None, :] > self.lengths[:, None]  # end padding rows L+1..T
-        flat = np.concatenate(self.data.strokes)  # (sum L, 3) float32
-        body = np.empty((len(flat), 5), dtype=np.float32)  # (sum L, 5) rows 1..L of every sketch
-        body[:, 0:2] = flat[:, 0:2] / self.scale_factor
-        pen = flat[:, 2] > 0.5
-        body[:, 2] = ~pen
-        body[:, 3] = pen
-        body[:, 4] = 0.0
-        starts = np.cumsum(self.lengths) - self.lengths
-        # row of each stroke-3 point in out viewed as (N*(T+1), 5): sketch*(T+1) + 1 + position
-        dest = np.repeat(np.arange(n) * (t + 1) + 1 - starts, self.lengths) + np.arange(len(flat))
-        out.reshape(n * (t + 1), 5)[dest] = body
-        return out
+        # (N, T+1, 5) float32, padded once
+        self.padded = stroke5_batch(np.concatenate(data.strokes), lengths, self.max_seq_len, self.scale_factor)
+        self.sampler = EpochSampler(n, batch_size, shuffle, seed, drop_last)
 
     def __len__(self) -> int:
-        n, b = len(self.data), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        return len(self.sampler)
 
     @property
     def epoch(self) -> int:
-        return self._epoch
+        return self.sampler.epoch
 
     @property
     def position(self) -> int:
         """Batches of the current epoch already handed out."""
-        return self._pos
-
-    def _start_epoch_if_needed(self) -> None:
-        if self._pos >= len(self):  # previous epoch exhausted: roll over
-            self._epoch += 1
-            self._pos = 0
-            self._perm = None
-        if self._perm is None:
-            self._perm_rng_state = copy.deepcopy(self._shuffle_rng.bit_generator.state)
-            n = len(self.data)
-            self._perm = self._shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
+        return self.sampler.position
 
     def next_batch(self) -> Batch:
         """The next batch, starting a new epoch when the current one is exhausted."""
-        self._start_epoch_if_needed()
-        b = self.batch_size
-        idx = self._perm[self._pos * b:(self._pos + 1) * b]
-        self._pos += 1
+        idx, _, _ = self.sampler.next_indices()
         return self.batch(idx)
 
     def __iter__(self) -> Iterator[Batch]:
-        self._start_epoch_if_needed()
-        while self._pos < len(self):
+        self.sampler.start_epoch_if_needed()
+        while self.sampler.position < len(self.sampler):
             yield self.next_batch()
 
     def sequential(self, limit: int | None = None) -> Iterator[Batch]:
@@ -278,9 +343,9 @@ class BatchLoader:
             for j, i in enumerate(idx):
                 s = self.data.strokes[i]
                 if self.random_scale_factor > 0:
-                    s = random_scale(s, self.random_scale_factor, self._aug_rng)
+                    s = random_scale(s, self.random_scale_factor, self.sampler.aug_rng)
                 if self.augment_stroke_prob > 0:
-                    s = augment_strokes(s, self.augment_stroke_prob, self._aug_rng)
+                    s = augment_strokes(s, self.augment_stroke_prob, self.sampler.aug_rng)
                 strokes[j] = to_stroke5(s, self.max_seq_len, self.scale_factor)
                 lengths[j] = len(s)
         return Batch(torch.from_numpy(strokes), torch.from_numpy(lengths),
@@ -288,37 +353,8 @@ class BatchLoader:
 
     def state_dict(self) -> dict:
         """Plain-Python state (ints, bools, dicts): epoch, position, rng states."""
-        started = self._perm is not None
-        return {
-            "epoch": self._epoch,
-            "position": self._pos,
-            "perm_started": started,
-            "shuffle_rng": copy.deepcopy(self._perm_rng_state if started else self._shuffle_rng.bit_generator.state),
-            "aug_rng": copy.deepcopy(self._aug_rng.bit_generator.state),
-            "n": len(self.data),
-            "batch_size": self.batch_size,
-            "shuffle": self.shuffle,
-        }
+        return self.sampler.state_dict()
 
     def load_state_dict(self, d: dict) -> None:
         """Resume exactly where :meth:`state_dict` was taken."""
-        try:
-            if int(d["n"]) != len(self.data) or int(d["batch_size"]) != self.batch_size:
-                raise DataError(
-                    f"loader state is for {d['n']} sketches in batches of {d['batch_size']}, but this loader has "
-                    f"{len(self.data)} in batches of {self.batch_size}; use the same data and batch size to resume"
-                )
-            self._shuffle_rng.bit_generator.state = copy.deepcopy(d["shuffle_rng"])
-            self._aug_rng.bit_generator.state = copy.deepcopy(d["aug_rng"])
-            self._epoch = int(d["epoch"])
-            self._pos = int(d["position"])
-            self._perm = None
-            self._perm_rng_state = None
-            if d["perm_started"]:
-                self._perm_rng_state = copy.deepcopy(self._shuffle_rng.bit_generator.state)
-                n = len(self.data)
-                self._perm = self._shuffle_rng.permutation(n) if self.shuffle else np.arange(n)
-        except DataError:
-            raise
-        except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"loader state is malformed ({type(e).__name__}: {e}); the checkpoint is damaged") from None
+        self.sampler.load_state_dict(d)

@@ -34,7 +34,6 @@ is the epoch permutation (4 bytes per sketch) plus one batch, whatever the corpu
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -48,6 +47,7 @@ import numpy as np
 
 from ..errors import DataError
 from .augment import augment_strokes, random_scale
+from .dataset import Batch, EpochSampler, check_loader_args, stroke5_batch
 from .strokes import to_stroke5
 
 __all__ = [
@@ -516,102 +516,6 @@ class PackedSketchData:
 
 
 # --------------------------------------------------------------------------- batching
-class EpochSampler:
-    """Epoch permutations and position with :class:`~sketchrnn.data.BatchLoader`'s exact
-    semantics and ``state_dict`` layout (same seed -> same permutations), so loaders built
-    on it resume from, and into, BatchLoader states. Also owns the augmentation generator."""
-
-    def __init__(self, n: int, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
-        self.n = int(n)
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.drop_last = bool(drop_last)
-        ss_shuffle, ss_aug = np.random.SeedSequence(self.seed).spawn(2)
-        self.shuffle_rng = np.random.Generator(np.random.PCG64(ss_shuffle))
-        self.aug_rng = np.random.Generator(np.random.PCG64(ss_aug))
-        self.epoch = 0
-        self.position = 0  # batches of the current epoch already handed out
-        self.perm: np.ndarray | None = None
-        self._perm_rng_state: dict | None = None
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
-
-    def _draw(self) -> None:
-        self._perm_rng_state = copy.deepcopy(self.shuffle_rng.bit_generator.state)
-        perm = self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        # held as int32 when it fits: 4 bytes per sketch (same order as BatchLoader's int64 one)
-        self.perm = perm.astype(np.int32) if self.n < 2**31 else perm
-
-    def start_epoch_if_needed(self) -> None:
-        if self.position >= len(self):
-            self.epoch += 1
-            self.position = 0
-            self.perm = None
-        if self.perm is None:
-            self._draw()
-
-    def next_indices(self) -> tuple[np.ndarray, int, int]:
-        """(indices of the next global batch, its epoch, its position in the epoch)."""
-        self.start_epoch_if_needed()
-        b, pos = self.batch_size, self.position
-        idx = self.perm[pos * b:(pos + 1) * b]
-        self.position += 1
-        return idx, self.epoch, pos
-
-    def state_dict(self) -> dict:
-        started = self.perm is not None
-        return {
-            "epoch": self.epoch,
-            "position": self.position,
-            "perm_started": started,
-            "shuffle_rng": copy.deepcopy(self._perm_rng_state if started else self.shuffle_rng.bit_generator.state),
-            "aug_rng": copy.deepcopy(self.aug_rng.bit_generator.state),
-            "n": self.n,
-            "batch_size": self.batch_size,
-            "shuffle": self.shuffle,
-        }
-
-    def load_state_dict(self, d: dict) -> None:
-        try:
-            if int(d["n"]) != self.n or int(d["batch_size"]) != self.batch_size:
-                raise DataError(
-                    f"loader state is for {d['n']} sketches in (global) batches of {d['batch_size']}, but this loader "
-                    f"has {self.n} in batches of {self.batch_size}; use the same data and train.batch_size to resume")
-            self.shuffle_rng.bit_generator.state = copy.deepcopy(d["shuffle_rng"])
-            self.aug_rng.bit_generator.state = copy.deepcopy(d["aug_rng"])
-            self.epoch = int(d["epoch"])
-            self.position = int(d["position"])
-            self.perm = None
-            self._perm_rng_state = None
-            if d["perm_started"]:
-                self._draw()
-        except DataError:
-            raise
-        except (KeyError, TypeError, ValueError) as e:
-            raise DataError(f"loader state is malformed ({type(e).__name__}: {e}); the checkpoint is damaged") from None
-
-
-def stroke5_batch(flat: np.ndarray, lengths: np.ndarray, max_seq_len: int, scale_factor: float) -> np.ndarray:
-    """Clamped stroke-3 rows of B sketches (concatenated) -> (B, T+1, 5) float32 stroke-5,
-    the same arithmetic as BatchLoader's padding (start token, offsets / scale, end rows)."""
-    n, t = len(lengths), int(max_seq_len)
-    out = np.zeros((n, t + 1, 5), dtype=np.float32)  # (B, T+1, 5)
-    out[:, 0, 2] = 1.0  # start token (0, 0, 1, 0, 0)
-    out[:, 1:, 4] = np.arange(1, t + 1)[None, :] > lengths[:, None]  # end padding rows L+1..T
-    body = np.empty((len(flat), 5), dtype=np.float32)  # (sum L, 5) rows 1..L of every sketch
-    body[:, 0:2] = flat[:, 0:2] / scale_factor
-    pen = flat[:, 2] > 0.5
-    body[:, 2] = ~pen
-    body[:, 3] = pen
-    body[:, 4] = 0.0
-    starts = np.cumsum(lengths) - lengths
-    dest = np.repeat(np.arange(n) * (t + 1) + 1 - starts, lengths) + np.arange(len(flat))
-    out.reshape(n * (t + 1), 5)[dest] = body
-    return out
-
-
 class PackedBatchLoader:
     """:class:`~sketchrnn.data.BatchLoader` for a :class:`PackedSketchData`: same arguments,
     batches, order, augmentation draws and ``state_dict``; reads each batch from the memory
@@ -621,14 +525,7 @@ class PackedBatchLoader:
                  augment: bool = False, random_scale_factor: float = 0.15, augment_stroke_prob: float = 0.1,
                  shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
         n = len(data)
-        if n == 0:
-            raise DataError("dataset is empty (every sketch longer than max_seq_len?); check data paths and max_seq_len")
-        if batch_size < 1:
-            raise DataError(f"batch_size must be >= 1, got {batch_size}")
-        if drop_last and n < batch_size:
-            raise DataError(f"dataset has {n} sketches, fewer than batch_size={batch_size}; lower the batch size")
-        if not (scale_factor > 0 and np.isfinite(scale_factor)):
-            raise DataError(f"scale_factor must be a positive number, got {scale_factor}")
+        check_loader_args(n, batch_size, drop_last, scale_factor)
         if data.max_seq_len > max_seq_len:
             raise DataError(f"{data.path}: data was opened with max_seq_len={data.max_seq_len}, more than the "
                             f"loader's {max_seq_len}; open it with the same max_seq_len")
@@ -678,8 +575,6 @@ class PackedBatchLoader:
     def _plain(self, idx: np.ndarray):
         import torch
 
-        from .dataset import Batch
-
         flat, lens = self.data.gather(idx)
         strokes = stroke5_batch(flat, lens, self.max_seq_len, self.scale_factor)
         return Batch(torch.from_numpy(strokes), torch.from_numpy(lens), torch.from_numpy(self.class_ids[idx]))
@@ -687,8 +582,6 @@ class PackedBatchLoader:
     def batch(self, indices: Sequence[int] | np.ndarray):
         """Batch of the given sketch indices (augmented when ``augment``)."""
         import torch
-
-        from .dataset import Batch
 
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(self.data)
