@@ -52,7 +52,6 @@ Hypothesis with a few hundred inputs per reader.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
 import math
@@ -67,7 +66,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
