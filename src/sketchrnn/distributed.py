@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data.dataset import EpochLoader, EpochSampler
 from .errors import ConfigError, SketchRNNError
 
 __all__ = [
@@ -224,18 +225,16 @@ def shard_range(n: int, rank: int, world: int) -> tuple[int, int]:
     return n * rank // world, n * (rank + 1) // world
 
 
-class ShardedLoader:
+class ShardedLoader(EpochLoader):
     """This rank's slice of every global batch of a BatchLoader or PackedBatchLoader.
 
-    Every rank draws the same permutation (:class:`~sketchrnn.data.packed.EpochSampler`,
+    Every rank draws the same permutation (:class:`~sketchrnn.data.dataset.EpochSampler`,
     BatchLoader's order and state layout); global batch ``g`` is ``perm[g*B:(g+1)*B]`` and
     rank ``r`` takes rows ``[r*B/N, (r+1)*B/N)``. ``state_dict`` is the global position, the
     same at every rank and world size (and loadable by a plain BatchLoader).
     """
 
     def __init__(self, inner: Any, rank: int, world_size: int) -> None:
-        from .data.packed import EpochSampler
-
         b = int(inner.batch_size)
         if b % world_size:
             raise ConfigError(f"train.batch_size={b} is the global batch and must be divisible by the world size "
@@ -250,17 +249,6 @@ class ShardedLoader:
         self.sampler = EpochSampler(len(inner.data), b, inner.shuffle, inner.seed, True)
         self._aug_bg = np.random.Philox(key=np.zeros(2, np.uint64))  # re-keyed per sketch (cheap)
         self._aug_gen = np.random.Generator(self._aug_bg)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    @property
-    def epoch(self) -> int:
-        return self.sampler.epoch
-
-    @property
-    def position(self) -> int:
-        return self.sampler.position
 
     @property
     def keyed_augment(self) -> bool:
@@ -299,12 +287,6 @@ class ShardedLoader:
         self.sampler.start_epoch_if_needed()
         while self.sampler.position < len(self.sampler):
             yield self.next_batch()
-
-    def state_dict(self) -> dict:
-        return self.sampler.state_dict()
-
-    def load_state_dict(self, d: dict) -> None:
-        self.sampler.load_state_dict(d)
 
 
 class LossModule(nn.Module):

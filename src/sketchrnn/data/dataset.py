@@ -259,7 +259,34 @@ def check_loader_args(n: int, batch_size: int, drop_last: bool, scale_factor: fl
         raise DataError(f"scale_factor must be a positive number, got {scale_factor}")
 
 
-class BatchLoader:
+class EpochLoader:
+    """What every batch loader delegates to its :class:`EpochSampler` ``self.sampler``:
+    length in batches, epoch, position, and the resumable state."""
+
+    sampler: EpochSampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
+
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch already handed out."""
+        return self.sampler.position
+
+    def state_dict(self) -> dict:
+        """Plain-Python state (ints, bools, dicts): epoch, position, rng states."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, d: dict) -> None:
+        """Resume exactly where :meth:`state_dict` was taken."""
+        self.sampler.load_state_dict(d)
+
+
+class BatchLoader(EpochLoader):
     """Pads every sketch once into a (N, T+1, 5) array; a batch is an index gather.
 
     Iterating yields the remaining batches of the current epoch (a fresh permutation per
@@ -292,18 +319,6 @@ class BatchLoader:
         # (N, T+1, 5) float32, padded once
         self.padded = stroke5_batch(np.concatenate(data.strokes), lengths, self.max_seq_len, self.scale_factor)
         self.sampler = EpochSampler(n, batch_size, shuffle, seed, drop_last)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    @property
-    def epoch(self) -> int:
-        return self.sampler.epoch
-
-    @property
-    def position(self) -> int:
-        """Batches of the current epoch already handed out."""
-        return self.sampler.position
 
     def next_batch(self) -> Batch:
         """The next batch, starting a new epoch when the current one is exhausted."""
@@ -350,11 +365,3 @@ class BatchLoader:
                 lengths[j] = len(s)
         return Batch(torch.from_numpy(strokes), torch.from_numpy(lengths),
                      torch.from_numpy(self.class_ids[idx]))
-
-    def state_dict(self) -> dict:
-        """Plain-Python state (ints, bools, dicts): epoch, position, rng states."""
-        return self.sampler.state_dict()
-
-    def load_state_dict(self, d: dict) -> None:
-        """Resume exactly where :meth:`state_dict` was taken."""
-        self.sampler.load_state_dict(d)

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..errors import DataError
 from .augment import augment_strokes, random_scale
-from .dataset import Batch, EpochSampler, check_loader_args, stroke5_batch
+from .dataset import Batch, EpochLoader, EpochSampler, check_loader_args, stroke5_batch
 from .strokes import to_stroke5
 
 __all__ = [
@@ -516,7 +516,7 @@ class PackedSketchData:
 
 
 # --------------------------------------------------------------------------- batching
-class PackedBatchLoader:
+class PackedBatchLoader(EpochLoader):
     """:class:`~sketchrnn.data.BatchLoader` for a :class:`PackedSketchData`: same arguments,
     batches, order, augmentation draws and ``state_dict``; reads each batch from the memory
     map instead of padding the corpus up front."""
@@ -542,18 +542,6 @@ class PackedBatchLoader:
         self.lengths = data.lengths  # lazy (N,) column
         self.class_ids = data.class_ids  # lazy (N,) column
         self.sampler = EpochSampler(n, batch_size, shuffle, seed, drop_last)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    @property
-    def epoch(self) -> int:
-        return self.sampler.epoch
-
-    @property
-    def position(self) -> int:
-        """Batches of the current epoch already handed out."""
-        return self.sampler.position
 
     def next_batch(self):
         """The next batch, starting a new epoch when the current one is exhausted."""
@@ -602,11 +590,3 @@ class PackedBatchLoader:
             strokes[j] = to_stroke5(s, self.max_seq_len, self.scale_factor)
             lengths[j] = len(s)
         return Batch(torch.from_numpy(strokes), torch.from_numpy(lengths), torch.from_numpy(self.class_ids[idx]))
-
-    def state_dict(self) -> dict:
-        """Plain-Python state in BatchLoader's layout: epoch, position, rng states."""
-        return self.sampler.state_dict()
-
-    def load_state_dict(self, d: dict) -> None:
-        """Resume exactly where :meth:`state_dict` (of this or a BatchLoader) was taken."""
-        self.sampler.load_state_dict(d)
