@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import stroke_batches
 import torch
 
 from sketchrnn.config import ModelConfig
@@ -37,17 +38,7 @@ def make_model(kind: str, conditional: bool = True, dtype=torch.float64, enc: st
 
 
 def make_batch(lengths: list[int], dtype=torch.float64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    B = len(lengths)
-    x = torch.zeros(B, T + 1, 5, dtype=dtype)
-    x[:, 0, 2] = 1.0
-    for b, L in enumerate(lengths):
-        x[b, 1:L + 1, :2] = torch.randn(L, 2, generator=g, dtype=dtype)
-        lifted = torch.rand(L, generator=g) < 0.2
-        x[b, 1:L + 1, 2] = (~lifted).to(dtype)
-        x[b, 1:L + 1, 3] = lifted.to(dtype)
-        x[b, L + 1:, 4] = 1.0
-    return x, torch.tensor(lengths)
+    return stroke_batches.make_batch(lengths, T, seed=seed, dtype=dtype)
 
 
 def _total(out: dict) -> torch.Tensor:

@@ -6,9 +6,16 @@ import math
 
 import pytest
 import torch
+from stroke_batches import make_batch
 
 from sketchrnn.config import ModelConfig
-from sketchrnn.model import Decoder, Encoder, SketchRNN, reverse_within_length, split_params
+from sketchrnn.model import (
+    Decoder,
+    Encoder,
+    SketchRNN,
+    reverse_within_length,
+    split_params,
+)
 from sketchrnn.model.mdn import offset_log_prob
 
 KINDS = ["lstm", "layer_norm", "hyper"]
@@ -19,21 +26,6 @@ def tiny_cfg(kind="lstm", **kw) -> ModelConfig:
              hyper_rnn_size=6, hyper_embedding_size=3, max_seq_len=12)
     d.update(kw)
     return ModelConfig(**d)
-
-
-def make_batch(lengths, T, seed=0, dtype=torch.float32):
-    """Random stroke-5 batch (B, T+1, 5) laid out as ARCHITECTURE.md (start token, end padding)."""
-    g = torch.Generator().manual_seed(seed)
-    B = len(lengths)
-    x = torch.zeros(B, T + 1, 5, dtype=dtype)
-    x[:, 0, 2] = 1.0
-    for b, L in enumerate(lengths):
-        x[b, 1:L + 1, :2] = torch.randn(L, 2, generator=g, dtype=dtype)
-        lifted = torch.rand(L, generator=g) < 0.2
-        x[b, 1:L + 1, 2] = (~lifted).to(dtype)
-        x[b, 1:L + 1, 3] = lifted.to(dtype)
-        x[b, L + 1:, 4] = 1.0
-    return x, torch.tensor(lengths, dtype=torch.long)
 
 
 def garble_padding(x, lengths, seed=9):

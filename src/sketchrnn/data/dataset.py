@@ -277,6 +277,21 @@ class EpochLoader:
         """Batches of the current epoch already handed out."""
         return self.sampler.position
 
+    def _configure(self, data: Any, scale_factor: float, batch_size: int, max_seq_len: int, augment: bool,
+                   random_scale_factor: float, augment_stroke_prob: float, shuffle: bool, seed: int,
+                   drop_last: bool) -> None:
+        """Store the loader settings shared by every loader (after check_loader_args)."""
+        self.data = data
+        self.scale_factor = float(scale_factor)
+        self.batch_size = int(batch_size)
+        self.max_seq_len = int(max_seq_len)
+        self.augment = bool(augment)
+        self.random_scale_factor = float(random_scale_factor)
+        self.augment_stroke_prob = float(augment_stroke_prob)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+
     def state_dict(self) -> dict:
         """Plain-Python state (ints, bools, dicts): epoch, position, rng states."""
         return self.sampler.state_dict()
@@ -304,16 +319,8 @@ class BatchLoader(EpochLoader):
             i = int(np.argmax(lengths))
             raise DataError(f"sketch {i} has {lengths[i]} points, more than max_seq_len={max_seq_len}; "
                             "build SketchData with the same max_seq_len")
-        self.data = data
-        self.scale_factor = float(scale_factor)
-        self.batch_size = int(batch_size)
-        self.max_seq_len = int(max_seq_len)
-        self.augment = bool(augment)
-        self.random_scale_factor = float(random_scale_factor)
-        self.augment_stroke_prob = float(augment_stroke_prob)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.drop_last = bool(drop_last)
+        self._configure(data, scale_factor, batch_size, max_seq_len, augment, random_scale_factor,
+                        augment_stroke_prob, shuffle, seed, drop_last)
         self.lengths = lengths  # (N,) int64
         self.class_ids = np.asarray(data.class_ids, dtype=np.int64)  # (N,)
         # (N, T+1, 5) float32, padded once

@@ -529,16 +529,8 @@ class PackedBatchLoader(EpochLoader):
         if data.max_seq_len > max_seq_len:
             raise DataError(f"{data.path}: data was opened with max_seq_len={data.max_seq_len}, more than the "
                             f"loader's {max_seq_len}; open it with the same max_seq_len")
-        self.data = data
-        self.scale_factor = float(scale_factor)
-        self.batch_size = int(batch_size)
-        self.max_seq_len = int(max_seq_len)
-        self.augment = bool(augment)
-        self.random_scale_factor = float(random_scale_factor)
-        self.augment_stroke_prob = float(augment_stroke_prob)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.drop_last = bool(drop_last)
+        self._configure(data, scale_factor, batch_size, max_seq_len, augment, random_scale_factor,
+                        augment_stroke_prob, shuffle, seed, drop_last)
         self.lengths = data.lengths  # lazy (N,) column
         self.class_ids = data.class_ids  # lazy (N,) column
         self.sampler = EpochSampler(n, batch_size, shuffle, seed, drop_last)
