@@ -44,6 +44,29 @@ def paper_model(cell: str, seed: int = 0):
     return LoadedModel(model=SketchRNN(cfg).eval(), config=cfg, scale_factor=1.0, class_names=[], name=f"paper-{cell}")
 
 
+def max_rel_error(lm, z: np.ndarray, points: int) -> float:
+    """Fast sampler vs the float64 plain model fed the same random numbers (3 sketches)."""
+    from sketchrnn.fast.oracle import oracle_decode
+    from sketchrnn.fast.sampler import draw_random, get_sampler
+    from sketchrnn.loaded import LoadedModel
+    from sketchrnn.model import SketchRNN
+
+    m64 = SketchRNN(lm.config)
+    m64.load_state_dict(lm.model.state_dict())
+    lm64 = LoadedModel(model=m64.double().eval(), config=lm.config, scale_factor=1.0, class_names=[], name="f64")
+    zz = np.repeat(z, 3, 0) + np.random.default_rng(1).normal(size=(3, z.shape[1])).astype(np.float32)
+    U, N = draw_random(torch.Generator().manual_seed(1), points, 3)
+    kw = dict(temperature=0.5, allow_end=False, max_len=points)
+    fast = get_sampler(lm).decode(torch.from_numpy(zz), 3, random=(U, N), **kw)
+    plain = oracle_decode(lm64, zz.astype(np.float64), 3, (U.astype(np.float64), N.astype(np.float64)), **kw)
+    worst = 0.0
+    for f, p in zip(fast, plain):
+        if f.shape != p.shape or not np.array_equal(f[:, 2], p[:, 2]):
+            return float("inf")
+        worst = max(worst, float(np.abs(f[:, :2] - p[:, :2]).max() / np.abs(p[:, :2]).max()))
+    return worst
+
+
 def cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -79,8 +102,9 @@ def main() -> None:
     ap.add_argument("--plain-repeats", type=int, default=3, help="timed plain sketches per cell (0 = skip)")
     ap.add_argument("--points", type=int, default=100)
     ap.add_argument("--cells", default=",".join(CELLS))
-    ap.add_argument("--backend", default="auto", choices=["auto", "torch", "numpy"],
-                    help="matrix products of the fast sampler (auto: numpy when its BLAS runs 1 thread)")
+    ap.add_argument("--backend", default="auto", choices=["auto", "native", "torch", "numpy"],
+                    help="fast sampler backend (auto: the C kernel when built, else numpy when its BLAS runs "
+                         "1 thread, else torch)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     from sketchrnn import api
@@ -115,17 +139,25 @@ def main() -> None:
     if a.json:
         print(json.dumps({f"{c}_ms": round(statistics.median(tf[c]), 2) for c in cells}))
         return
-    backend = choose_backend() if a.backend == "auto" else a.backend
+    err = {c: max_rel_error(models[c], z[c], a.points) for c in cells}
+    from sketchrnn.fast import native
+
+    backend = a.backend
+    if backend == "auto":
+        backend = "native (C kernel)" if native.available() else f"{choose_backend()} (native: {native.status()})"
     print(f"# CPU sampling, batch 1, {a.points} points/sketch, 1 thread; {cpu_name()}; torch {torch.__version__}; "
-          f"numpy {np.__version__}; matmul backend {backend}; load avg {os.getloadavg()[0]:.1f}")
+          f"numpy {np.__version__}; backend {backend}; load avg {os.getloadavg()[0]:.1f}")
     print(f"{'cell':>11} | {'fast ms (median)':>16} | {'min':>6} | {'p90':>6} | {'cpu-time med':>12} | "
-          f"{'plain ms':>8} | {'speed-up':>8}")
+          f"{'plain ms':>8} | {'speed-up':>8} | {'max rel err vs f64 plain':>24}")
     for c in cells:
         f = summary(tf[c])
         p = summary(tp[c]) if tp[c] else None
         ratio = f"{p['median'] / f['median']:.1f}x" if p else "-"
         print(f"{c:>11} | {f['median']:16.2f} | {f['min']:6.2f} | {f['p90']:6.2f} | "
-              f"{statistics.median(_CPU_MS[c]):12.2f} | {(p['median'] if p else float('nan')):8.1f} | {ratio:>8}")
+              f"{statistics.median(_CPU_MS[c]):12.2f} | {(p['median'] if p else float('nan')):8.1f} | {ratio:>8} | "
+              f"{err[c]:24.1e}")
+    print("# max rel err: the fast sampler (float32) against the plain model in float64, same random numbers, "
+          "3 sketches at temperature 0.5; error relative to each sketch's largest offset; pen states must agree")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from sketchrnn import api
 from sketchrnn.config import ModelConfig
 from sketchrnn.errors import ConfigError
 from sketchrnn.fast import sampler as fs
+from sketchrnn.fast.oracle import StreamTorch as _StreamTorch
 from sketchrnn.fast.sampler import FastSampler, draw_random, get_sampler, supports
 from sketchrnn.loaded import LoadedModel
 from sketchrnn.model import SketchRNN
@@ -29,37 +30,9 @@ SCALE = 2.5
 MAX_LEN = 24
 
 
-class _StreamTorch:
-    """Stands in for ``torch`` inside sketchrnn.model.mdn: multinomial -> inverse CDF on U[t],
-    randn -> N[t]; all other attributes are torch's."""
-
-    def __init__(self, U: np.ndarray, N: np.ndarray) -> None:
-        self.U, self.N = torch.from_numpy(U), torch.from_numpy(N)
-        self.t = 0  # sampling step
-        self.j = 0  # 0: mixture index, 1: pen state
-
-    def __getattr__(self, name: str):
-        return getattr(torch, name)
-
-    def multinomial(self, probs, num_samples, generator=None):
-        assert num_samples == 1
-        u = self.U[self.t, :, self.j].to(probs.dtype)
-        self.j += 1
-        cdf = probs.cumsum(-1)
-        k = (cdf < u[:, None] * cdf[:, -1:]).sum(-1).clamp(max=probs.shape[-1] - 1)
-        return k.unsqueeze(-1)
-
-    def randn(self, shape, generator=None, device=None, dtype=None):
-        assert self.j == 2, "sample_step draws pi, pen, then the normals"
-        out = self.N[self.t].t().to(dtype).contiguous()  # (2, B)
-        self.t += 1
-        self.j = 0
-        return out
-
-
 def tiny(kind: str, conditional: bool, seed: int = 0, dtype=torch.float32) -> LoadedModel:
     cfg = ModelConfig(enc_model="lstm", dec_model=kind, enc_rnn_size=8, dec_rnn_size=32, z_size=4, num_mixture=4,
-                      hyper_rnn_size=8, hyper_embedding_size=4, max_seq_len=MAX_LEN, conditional=conditional)
+                      hyper_rnn_size=8, hyper_embedding_size=8, max_seq_len=MAX_LEN, conditional=conditional)
     torch.manual_seed(seed)
     m = SketchRNN(cfg).to(dtype).eval()
     with torch.no_grad():  # livelier than the initialisation; end-of-sketch rarer: longer sketches
@@ -99,7 +72,7 @@ CASES = [
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("conditional", [True, False])
-@pytest.mark.parametrize("B,backend", [(3, "torch"), (3, "numpy"), (12, "numpy"), (12, "torch")])
+@pytest.mark.parametrize("B,backend", [(3, "torch"), (3, "numpy"), (3, "native"), (12, "numpy"), (12, "torch"), (12, "native")])
 def test_fast_equals_plain_given_the_same_random_numbers(kind, conditional, B, backend, monkeypatch):
     lm = tiny(kind, conditional)
     z = _z(lm, B)
@@ -241,3 +214,125 @@ def test_backend_choice_never_changes_numpy_threads():
     assert fs._openblas_threads() == before
     if choice == "numpy":
         assert before == 1 and torch.get_num_threads() == 1
+
+
+# ----------------------------------------------------------------------------- native C kernel
+from sketchrnn.fast import native  # noqa: E402
+
+needs_native = pytest.mark.skipif(not native.available(), reason=f"native sampler not built here: {native.status()}")
+
+
+def _float64_copy(lm: LoadedModel) -> LoadedModel:
+    m = SketchRNN(lm.config)
+    m.load_state_dict(lm.model.state_dict())
+    return LoadedModel(model=m.to(torch.float64).eval(), config=lm.config, scale_factor=lm.scale_factor,
+                       class_names=[], name=lm.name + "-f64")
+
+
+@needs_native
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("conditional", [True, False])
+def test_native_kernel_equals_the_float64_oracle(kind, conditional, monkeypatch):
+    """The C kernel (float32) against the plain model run in float64 on the same random
+    numbers, at sizes where every panel has several blocks (H 64, hyper 16 / 8, M 5)."""
+    cfg = ModelConfig(enc_model="lstm", dec_model=kind, enc_rnn_size=8, dec_rnn_size=64, z_size=6, num_mixture=5,
+                      hyper_rnn_size=16, hyper_embedding_size=8, max_seq_len=40, conditional=conditional)
+    torch.manual_seed(7)
+    m = SketchRNN(cfg).eval()
+    with torch.no_grad():
+        for p in m.decoder.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        m.decoder.output.bias[2] -= 2.0
+    lm = LoadedModel(model=m, config=cfg, scale_factor=SCALE, class_names=[], name=f"mid-{kind}")
+    lm64 = _float64_copy(lm)
+    B = 4
+    z = _z(lm, B)
+    sampler = FastSampler(lm, backend="native")
+    compared = 0
+    for i, kw in enumerate(CASES):
+        U, N = draw_random(torch.Generator().manual_seed(20 + i), 40, B)
+        fast = sampler.decode(None if z is None else torch.from_numpy(z), B, random=(U, N), scale_factor=SCALE, **kw)
+        monkeypatch.setattr(mdn, "torch", _StreamTorch(U.astype(np.float64), N.astype(np.float64)))
+        plain = api.decode(lm64, None if z is None else z.astype(np.float64), n=B, fast=False, **kw)
+        monkeypatch.setattr(mdn, "torch", torch)
+        compared += _assert_same_sketches(fast, [s.astype(np.float32) for s in plain], rtol=1e-5)
+    assert compared > 10 * B
+
+
+@needs_native
+def test_native_is_the_default_for_small_batches_and_numpy_for_large():
+    lm = tiny("hyper", True)
+    s = get_sampler(lm)
+    assert s.native() is not None
+    calls = []
+    real = s._decode_native
+    s._decode_native = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        z = torch.from_numpy(_z(lm, 20))
+        s.decode(z[:3], 3, temperature=0.5)
+        assert calls == [1]
+        s.decode(z, 20, temperature=0.5)  # 20 > 8: one batched pass reads the weights once per step
+        assert calls == [1]
+    finally:
+        del s._decode_native
+
+
+def test_models_the_kernel_does_not_cover_use_numpy():
+    cfg = ModelConfig(enc_model="lstm", dec_model="hyper", enc_rnn_size=8, dec_rnn_size=32, z_size=4, num_mixture=4,
+                      hyper_rnn_size=8, hyper_embedding_size=4, max_seq_len=MAX_LEN)  # E = 4: not a multiple of 8
+    lm = LoadedModel(model=SketchRNN(cfg).eval(), config=cfg, scale_factor=1.0, class_names=[], name="e4")
+    s = FastSampler(lm)
+    assert s.native() is None
+    z = torch.zeros(2, 4)
+    _assert_same_sketches(s.decode(z, 2, greedy=True), api.decode(lm, z.numpy(), n=2, greedy=True, fast=False))
+    with pytest.raises(ConfigError) as e:
+        FastSampler(lm, backend="native")
+    assert "\n" not in str(e.value) and "native" in str(e.value)
+
+
+_PROBE = """
+import json, numpy as np, torch
+from sketchrnn.fast import native
+from sketchrnn.fast.sampler import FastSampler
+from sketchrnn.config import ModelConfig
+from sketchrnn.model import SketchRNN
+cfg = ModelConfig(dec_rnn_size=16, enc_rnn_size=8, z_size=4, num_mixture=3, max_seq_len=12, conditional=False)
+torch.manual_seed(0)
+s = FastSampler(SketchRNN(cfg).eval())
+out = s.decode(None, 2, greedy=True)
+print(json.dumps({"available": native.available(), "status": native.status(), "used": s.native() is not None,
+                  "n": [len(x) for x in out]}))
+"""
+
+
+def _probe(tmp_path, **env) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    e = {**os.environ, "SKETCHRNN_CACHE_DIR": str(tmp_path / "cache"), **env}
+    r = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=e, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_without_a_compiler_or_when_disabled_the_sampler_still_works(tmp_path):
+    off = _probe(tmp_path, SKETCHRNN_NATIVE="0")
+    assert off == {"available": False, "status": "disabled by SKETCHRNN_NATIVE=0", "used": False, "n": off["n"]}
+    nocc = _probe(tmp_path, CC="/nonexistent/cc")
+    assert not nocc["available"] and not nocc["used"] and "no C compiler" in nocc["status"]
+    assert nocc["n"] == off["n"] and min(off["n"]) >= 1
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.so"))
+
+
+@needs_native
+def test_kernel_is_built_once_per_cache(tmp_path):
+    first = _probe(tmp_path)
+    assert first["available"] and first["used"] and first["status"] == "ok"
+    (so,) = list((tmp_path / "cache").glob("native_sampler-*.so"))
+    stamp = so.stat().st_mtime_ns
+    again = _probe(tmp_path)
+    assert again == first
+    assert so.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert not [p for p in (tmp_path / "cache").iterdir() if p != so]  # no temporary files left behind

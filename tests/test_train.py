@@ -148,3 +148,26 @@ def test_class_conditional_model_samples_each_class(tmp_path, shapes_npz):
         sample(lm, n=1, seed=0)
     with pytest.raises(DataError, match="not one of"):
         sample(lm, n=1, seed=0, class_id="zebra")
+
+
+def test_init_from_fine_tunes_from_given_weights(tmp_path, shapes_npz):
+    """train.init_from: the weights and the data units of another model, a fresh optimiser and
+    schedule; model settings that shape weights must match; resume ignores it."""
+    base = Trainer(tiny_cfg(shapes_npz, "train.num_steps=3"), tmp_path / "base", progress=False)
+    base.fit()
+    init = str(tmp_path / "base" / "last.pt")
+    cfg = tiny_cfg(shapes_npz, f"train.init_from={init}", "train.num_steps=2", "model.max_seq_len=48",
+                   "data.random_scale_factor=0.3")
+    ft = Trainer(cfg, tmp_path / "ft", progress=False)
+    assert ft.step == 0 and ft.scale_factor == base.scale_factor
+    for k, v in base.model.state_dict().items():
+        assert torch.equal(ft.model.state_dict()[k], v), k  # max_seq_len may differ: it shapes no weight
+    assert not ft.optimizer.state_dict()["state"]
+    ft.fit()
+    assert not torch.equal(ft.model.decoder.output.weight, base.model.decoder.output.weight)
+    resumed = Trainer(cfg, tmp_path / "ft", resume=True, progress=False)  # resume: the run's own state
+    assert resumed.step == 2 and torch.equal(resumed.model.decoder.output.weight, ft.model.decoder.output.weight)
+    with pytest.raises(ConfigError) as e:
+        Trainer(tiny_cfg(shapes_npz, f"train.init_from={init}", "model.dec_rnn_size=32"), tmp_path / "bad",
+                progress=False)
+    assert "dec_rnn_size" in str(e.value) and "\n" not in str(e.value)

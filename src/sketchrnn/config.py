@@ -123,6 +123,7 @@ class TrainConfig:
     max_bad_steps: int = 20  # non-finite losses/gradients in a row before training stops
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resumable on CPU)
     fast: bool = True  # exact fused training forward (sketchrnn.fast); False = the plain reference model
+    init_from: str = ""  # fine-tune: start from these weights (.pt/.safetensors/shipped name), fresh optimiser
 
     def validate(self) -> None:
         if self.batch_size < 1:

@@ -132,11 +132,22 @@ class Trainer:
                             f"{m.max_seq_len} points, fewer than batch_size {t.batch_size}; lower train.batch_size")
         # The normalisation factor comes from the training split once and is stored with
         # the model; on resume the stored value is reused (never recomputed from data).
-        self.scale_factor = float(ck["scale_factor"]) if ck else float(self.train_data.scale_factor())
+        init = None
+        if t.init_from and ck is None:
+            init = _load_init(t.init_from, m)
+        if ck:
+            self.scale_factor = float(ck["scale_factor"])
+        elif init is not None:  # fine-tuning keeps the units the weights were trained in
+            self.scale_factor = float(init.scale_factor)
+        else:
+            self.scale_factor = float(self.train_data.scale_factor())
         self.class_names = list(self.train_data.class_names)
 
         torch.manual_seed(t.seed)
         self.model = SketchRNN(m).to(self.device)
+        if init is not None:
+            self.model.load_state_dict(init.model.state_dict())
+            self.log(f"initialised from {t.init_from} (scale_factor {self.scale_factor:.4f}); optimiser and schedules start fresh")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
         if packed:
             from .data.packed import PackedBatchLoader as Loader
@@ -471,6 +482,21 @@ class _NullFile:
 
     def flush(self) -> None:
         pass
+
+
+def _load_init(spec: str, m) -> Any:
+    """Weights to fine-tune from; the model settings must be the run's own."""
+    from .checkpoint import load_model
+
+    init = load_model(spec)
+    # Settings that shape no weight (sequence length, dropout) may change when fine-tuning.
+    free = {"max_seq_len", "use_recurrent_dropout", "recurrent_dropout_prob", "use_input_dropout",
+            "input_dropout_prob", "use_output_dropout", "output_dropout_prob"}
+    diff = [k for k in vars(m) if k not in free and getattr(m, k) != getattr(init.config, k, None)]
+    if diff:
+        raise ConfigError(f"train.init_from={spec}: its model settings differ from this run's in {', '.join(diff)}; "
+                          f"use the same model.* values as that model")
+    return init
 
 
 def _open_data(cfg: Config):

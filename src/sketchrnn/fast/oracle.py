@@ -1,4 +1,5 @@
-"""Run the plain model (the oracle) with given dropout masks and reparameterisation noise.
+"""Run the plain model (the oracle) with given dropout masks, reparameterisation noise or
+sampling random numbers.
 
 For tests and benchmarks only: to compare :func:`sketchrnn.fast.decoder.fast_losses` with
 :meth:`SketchRNN.losses` exactly, both must use the same random numbers. The oracle draws
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from .decoder import DropoutMasks
 
-__all__ = ["oracle_losses"]
+__all__ = ["oracle_losses", "oracle_decode", "StreamTorch"]
 
 
 class _MaskedF:
@@ -86,3 +87,46 @@ def oracle_losses(model: Any, strokes5: Tensor, lengths: Tensor, masks: DropoutM
     if fc.masks or fd.masks:
         raise AssertionError(f"{len(fc.masks) + len(fd.masks)} dropout masks were not used by the oracle")
     return out
+
+
+class StreamTorch:
+    """Stands in for ``torch`` inside ``sketchrnn.model.mdn``: ``multinomial`` becomes an inverse
+    CDF on ``U[t]`` and ``randn`` returns ``N[t]`` (the fast sampler's random numbers, see
+    :func:`sketchrnn.fast.sampler.draw_random`); every other attribute is torch's."""
+
+    def __init__(self, U: Any, N: Any) -> None:
+        self.U, self.N = torch.as_tensor(U), torch.as_tensor(N)
+        self.t = 0  # sampling step
+        self.j = 0  # 0: mixture index, 1: pen state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    def multinomial(self, probs: Tensor, num_samples: int, generator: Any = None) -> Tensor:
+        assert num_samples == 1
+        u = self.U[self.t, :, self.j].to(probs.dtype)
+        self.j += 1
+        cdf = probs.cumsum(-1)
+        k = (cdf < u[:, None] * cdf[:, -1:]).sum(-1).clamp(max=probs.shape[-1] - 1)
+        return k.unsqueeze(-1)
+
+    def randn(self, shape: Any, generator: Any = None, device: Any = None, dtype: Any = None) -> Tensor:
+        assert self.j == 2, "sample_step draws pi, pen, then the normals"
+        out = self.N[self.t].t().to(dtype).contiguous()  # (2, B)
+        self.t += 1
+        self.j = 0
+        return out
+
+
+def oracle_decode(model: Any, z: Any, n: int, random: tuple[Any, Any], **kw: Any) -> list:
+    """``sketchrnn.api.decode(model, z, n=n, fast=False, **kw)`` (the plain code) drawing from
+    ``random=(U, N)`` as :class:`sketchrnn.fast.sampler.FastSampler` does. Not thread-safe."""
+    import sketchrnn.model.mdn as mdn_mod
+    from sketchrnn import api
+
+    saved = mdn_mod.torch
+    mdn_mod.torch = StreamTorch(*random)
+    try:
+        return api.decode(model, z, n=n, fast=False, **kw)
+    finally:
+        mdn_mod.torch = saved

@@ -406,8 +406,8 @@ class FastSampler:
 
     def __init__(self, model: Any, backend: str = "auto") -> None:
         model = getattr(model, "model", model)
-        if backend not in ("auto", "torch", "numpy"):
-            raise ConfigError(f"fast sampler: backend must be auto, torch or numpy, got {backend!r}")
+        if backend not in ("auto", "torch", "numpy", "native"):
+            raise ConfigError(f"fast sampler: backend must be auto, native, torch or numpy, got {backend!r}")
         self.backend = backend
         if not supports(model):
             raise ConfigError("fast sampler: this model is not supported (CPU float32/float64, "
@@ -416,6 +416,22 @@ class FastSampler:
         self.cfg = model.cfg
         with torch.no_grad():
             self.w = _prepare(model)
+        self._native: Any = None  # NativeModel, built on first use
+        if backend == "native" and self.native() is None:
+            from . import native
+
+            why = native.status() if native.status() != "ok" else "weights not float32 or sizes not multiples of 8"
+            raise ConfigError(f"fast sampler: the native backend is unavailable ({why}); use backend='auto'")
+
+    def native(self) -> Any:
+        """The C kernel's view of this model (:class:`sketchrnn.fast.native.NativeModel`), or None
+        where the kernel is unavailable or does not cover the model."""
+        if self._native is None:
+            from . import native
+
+            self._native = native.NativeModel(self.w) if native.native_supports(self.w) and native.available() \
+                else False
+        return self._native or None
 
     def decode(self, z: Tensor | np.ndarray | None, n: int | None = None, temperature: float = 1.0,
                greedy: bool = False, generator: torch.Generator | None = None, max_len: int | None = None,
@@ -458,7 +474,9 @@ class FastSampler:
                 random: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray]:
         w = self.w
         npdt = np.float64 if w.dtype == torch.float64 else np.float32
-        run = _Runner(w, zt, B, choose_backend() if self.backend == "auto" else self.backend)
+        if self.backend == "native" or (self.backend == "auto" and B <= _SCALAR_MAX_BATCH and self.native()):
+            return self._decode_native(zt, B, tau, greedy, max_len, mode, prefix, allow_end, scale, random)
+        run = _Runner(w, zt, B, choose_backend() if self.backend in ("auto", "native") else self.backend)
         run.x5[:] = (0.0, 0.0, 1.0, 0.0, 0.0)  # start token
         if prefix is not None and len(prefix):
             from ..data.strokes import to_stroke5
@@ -484,7 +502,44 @@ class FastSampler:
         return out
 
 
-_SCALAR_MAX_BATCH = 8  # up to this batch size the mixture is sampled row by row with Python floats
+    def _decode_native(self, zt: Tensor | None, B: int, tau: float, greedy: bool, max_len: int, mode: str,
+                       prefix: np.ndarray | None, allow_end: bool, scale: float,
+                       random: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray]:
+        """The C kernel, one sketch after another (each reads the weights once per step)."""
+        w, nm = self.w, self.native()
+        if zt is not None:
+            state0 = torch.tanh(torch.addmm(w.init_b, zt, w.init_w))  # (B, S) Eq. 3
+            zc = torch.addmm(w.bias, zt, w.w_z)  # (B, 4K)
+            xz = torch.mm(zt, w.w_xz) if w.kind == "hyper" else None  # (B, 4H)
+        else:
+            state0 = torch.zeros(B, w.state_size)
+            zc = w.bias.expand(B, -1)
+            xz = torch.zeros(B, 4 * w.H) if w.kind == "hyper" else None
+        state0, zc = (np.ascontiguousarray(a.numpy(), np.float32) for a in (state0, zc))
+        xz = None if xz is None else np.ascontiguousarray(xz.numpy(), np.float32)
+        p5 = None
+        if prefix is not None and len(prefix):
+            from ..data.strokes import to_stroke5
+
+            p5 = np.ascontiguousarray(to_stroke5(np.asarray(prefix, np.float32), len(prefix), scale)[1:len(prefix) + 1],
+                                      np.float32)  # (L, 5) the inputs after the start token
+        soft_tau = 0.5 + 0.5 * tau if mode == "magenta_js" else tau
+        sf = tau if mode == "magenta_py" else math.sqrt(tau)
+        U = N = None
+        if random is not None:
+            U, N = (np.ascontiguousarray(r, np.float32) for r in random)
+        out = []
+        for b in range(B):
+            s = nm.decode_one(zc[b], None if xz is None else xz[b], state0[b], p5, max_len, allow_end,
+                              prefix is None, greedy, 1.0 / soft_tau, sf, U, N, b)
+            s[:, :2] *= np.float32(scale)
+            if len(s):
+                s[-1, 2] = 1.0  # the pen lifts after the last point
+            out.append(s)
+        return out
+
+
+_SCALAR_MAX_BATCH = 8  # up to this batch size the mixture is sampled row by row (C kernel or Python floats)
 
 
 @dataclass
