@@ -85,3 +85,18 @@ def test_unwritable_output_is_a_clear_error(tmp_path, capsys):
     code = main(["train", "--data", str(data), "--out", str(blocker / "run"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "not writable" in err and "Traceback" not in err
+
+
+def test_info_reports_the_sampler_in_use(tmp_path):
+    import json
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "sketchrnn.cli", "info", "--json"], capture_output=True, text=True,
+                       env={**os.environ, "SKETCHRNN_NATIVE": "0"}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["cpu_sampler"] == "numpy" and info["native_status"] == "disabled by SKETCHRNN_NATIVE=0"
+    assert info["torch"] and isinstance(info["shipped_models"], list) and isinstance(info["cuda"], list)
+    r = subprocess.run([sys.executable, "-m", "sketchrnn.cli", "info"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "SKETCHRNN_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 0 and "cpu_sampler:" in r.stdout and "native_status:" in r.stdout

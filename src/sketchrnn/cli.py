@@ -243,6 +243,40 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- info
+@verb("info")
+def cmd_info(a: argparse.Namespace) -> int:
+    """What this installation runs on: versions, devices, the sampler in use, shipped models."""
+    import platform
+
+    import numpy as np
+    import torch
+
+    from . import __version__
+    from .checkpoint import shipped_models
+    from .fast import native
+
+    cuda = torch.cuda.is_available()
+    info = {
+        "sketchrnn": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+        "cpu_sampler": "native C kernel" if native.available() else "numpy",
+        "native_status": native.status(),
+        "native_cache": str(native.cache_dir()),
+        "shipped_models": shipped_models(),
+    }
+    if a.json:
+        print(json.dumps(info))
+    else:
+        for k, v in info.items():
+            print(f"{k:>15}: {(', '.join(v) or 'none') if isinstance(v, list) else v}")
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 @verb("demo")
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -338,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--float32", action="store_true", help="keep float32 weights")
 
     sub.add_parser("models", help="list the models shipped in the package")
+    inf = sub.add_parser("info", help="versions, devices, the CPU sampler in use (native C kernel or why not)")
+    inf.add_argument("--json", action="store_true", help="print one JSON object")
 
     d = sub.add_parser("demo", help="no-download demo: synthetic shapes -> small model -> samples.png")
     d.add_argument("--out", default="demo_out")

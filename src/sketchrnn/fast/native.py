@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["available", "status", "NativeModel", "native_supports"]
+__all__ = ["available", "status", "cache_dir", "NativeModel", "native_supports"]
 
 _SRC = Path(__file__).with_name("native_sampler.c")
 _ABI = 1
@@ -33,7 +33,7 @@ _STATE: dict[str, Any] = {}  # "lib": CDLL | None, "why": str
 _FLAGS = ["-std=gnu99", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math"]
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
     env = os.environ.get("SKETCHRNN_CACHE_DIR")
     if env:
         return Path(env)
@@ -94,7 +94,7 @@ def _load() -> Any:
                 ver = ""
             key = hashlib.sha256(b"\0".join(x.encode() if isinstance(x, str) else x for x in
                                             (_SRC.read_bytes(), cc, ver, " ".join(_FLAGS), _cpu_id(), platform.machine()))).hexdigest()[:16]
-            path = _cache_dir() / f"native_sampler-{key}.so"
+            path = cache_dir() / f"native_sampler-{key}.so"
             try:
                 if not path.exists():
                     err = _build(cc, path)
@@ -105,7 +105,7 @@ def _load() -> Any:
                     if lib.sk_abi_version() != _ABI:
                         lib, why = None, f"{path}: ABI version mismatch"
             except OSError as e:
-                lib, why = None, f"cannot build or load in {_cache_dir()}: {str(e).splitlines()[0][:160]}"
+                lib, why = None, f"cannot build or load in {cache_dir()}: {str(e).splitlines()[0][:160]}"
     if lib is not None:
         lib.sk_decode.restype = ctypes.c_int
         lib.sk_decode.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5 + [ctypes.c_double] * 2 + \
