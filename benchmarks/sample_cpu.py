@@ -105,6 +105,9 @@ def main() -> None:
     ap.add_argument("--backend", default="auto", choices=["auto", "native", "torch", "numpy"],
                     help="fast sampler backend (auto: the C kernel when built, else numpy when its BLAS runs "
                          "1 thread, else torch)")
+    ap.add_argument("--f16-weights", action="store_true",
+                    help="round the weights to float16 values first, as in shipped / exported models (the C "
+                         "kernel then streams float16 panels)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     from sketchrnn import api
@@ -112,6 +115,11 @@ def main() -> None:
 
     cells = [c for c in a.cells.split(",") if c]
     models = {c: paper_model(c) for c in cells}
+    if a.f16_weights:
+        with torch.no_grad():
+            for lm in models.values():
+                for p in lm.model.parameters():
+                    p.copy_(p.half().float())
     z = {c: np.random.default_rng(0).normal(size=(1, models[c].config.z_size)).astype(np.float32) for c in cells}
     for c in cells:
         get_sampler(models[c]).backend = a.backend
@@ -145,6 +153,9 @@ def main() -> None:
     backend = a.backend
     if backend == "auto":
         backend = "native (C kernel)" if native.available() else f"{choose_backend()} (native: {native.status()})"
+    if a.f16_weights:
+        backend += "; weights rounded to float16" + (
+            ", float16 panels" if all(getattr(get_sampler(models[c]).native(), "half", False) for c in cells) else "")
     print(f"# CPU sampling, batch 1, {a.points} points/sketch, 1 thread; {cpu_name()}; torch {torch.__version__}; "
           f"numpy {np.__version__}; backend {backend}; load avg {os.getloadavg()[0]:.1f}")
     print(f"{'cell':>11} | {'fast ms (median)':>16} | {'min':>6} | {'p90':>6} | {'cpu-time med':>12} | "

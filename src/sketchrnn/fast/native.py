@@ -27,7 +27,7 @@ import torch
 __all__ = ["available", "status", "cache_dir", "NativeModel", "native_supports"]
 
 _SRC = Path(__file__).with_name("native_sampler.c")
-_ABI = 1
+_ABI = 2
 _STATE: dict[str, Any] = {}  # "lib": CDLL | None, "why": str
 # -fno-trapping-math lets the branch-free exp / tanh loops vectorise (nothing here uses FP traps)
 _FLAGS = ["-std=gnu99", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math"]
@@ -107,6 +107,7 @@ def _load() -> Any:
             except OSError as e:
                 lib, why = None, f"cannot build or load in {cache_dir()}: {str(e).splitlines()[0][:160]}"
     if lib is not None:
+        lib.sk_has_f16.restype = ctypes.c_int
         lib.sk_decode.restype = ctypes.c_int
         lib.sk_decode.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5 + [ctypes.c_double] * 2 + \
             [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p]
@@ -127,20 +128,31 @@ def status() -> str:
 
 
 class _SkModel(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_int32) for n in ("kind", "H", "Nh", "E", "M", "n_y")] + \
+    _fields_ = [(n, ctypes.c_int32) for n in ("kind", "H", "Nh", "E", "M", "n_y", "half")] + \
                [(n, ctypes.c_void_p) for n in ("wu", "w5", "ln_g", "ln_b", "lnc_g", "lnc_b", "wout", "bout",
                                                "whh", "wx5", "wzs", "wblk", "bblk", "m_g", "m_b", "mc_g", "mc_b")]
 
 
-def _panel(w: torch.Tensor) -> np.ndarray:
+def _panel(w: torch.Tensor, half: bool = False) -> np.ndarray:
     """(n_in, n_out) -> panel layout: 8-row blocks, 8-column chunks, each 8 x 8 row-major.
-    Columns are zero-padded to a multiple of 8; rows must already be one."""
+    Columns are zero-padded to a multiple of 8; rows must already be one. ``half``: float16."""
     a = w.detach().to(torch.float32).numpy()
     r, c = a.shape
     cp = -(-c // 8) * 8
     if cp != c:
         a = np.concatenate([a, np.zeros((r, cp - c), np.float32)], 1)
-    return np.ascontiguousarray(a.reshape(r // 8, 8, cp // 8, 8).transpose(0, 2, 1, 3)).reshape(-1)
+    p = np.ascontiguousarray(a.reshape(r // 8, 8, cp // 8, 8).transpose(0, 2, 1, 3)).reshape(-1)
+    return p.astype(np.float16) if half else p
+
+
+def _exactly_half(*ts: torch.Tensor) -> bool:
+    """True when every value is a float16 number (so float16 storage loses nothing)."""
+    for t in ts:
+        t = t.detach()
+        h = t.to(torch.float16)
+        if not bool(torch.isfinite(h).all()) or not torch.equal(h.to(t.dtype), t):
+            return False
+    return True
 
 
 def native_supports(w: Any) -> bool:
@@ -158,28 +170,38 @@ def _f32(t: torch.Tensor | None) -> np.ndarray | None:
 class NativeModel:
     """Prepared weights (sampler._Weights) laid out for the C kernel, kept alive with it."""
 
-    def __init__(self, w: Any) -> None:
+    def __init__(self, w: Any, half: bool | None = None) -> None:
+        """``half``: float16 panel storage (half the bytes streamed per step). None = where it is
+        lossless (every panel weight already a float16 value, as in shipped and exported
+        models) and the build supports it; False = never; True = required."""
         self.lib = _load()
         if self.lib is None or not native_supports(w):
             raise RuntimeError("native sampler unavailable for this model")
         H, Nh, E, M = w.H, w.Nh, w.E, w.M
         n_y = -(-(6 * M + 3) // 8) * 8
         K = Nh if w.kind == "hyper" else H
+        panels = [w.w_u[:H + Nh], w.w_out] + ([w.w_hh, w.w_zs, w.w_blk] if w.kind == "hyper" else [])
+        can = bool(self.lib.sk_has_f16())
+        if half is None:
+            half = can and _exactly_half(*panels)
+        elif half and not can:
+            raise RuntimeError("native sampler: this build has no float16 support (needs x86 F16C/AVX2/FMA)")
+        self.half = bool(half)
         keep: dict[str, np.ndarray | None] = {}
-        keep["wu"] = _panel(w.w_u[:H + Nh])  # rows [h | hyper_h]; the x5 rows go separately
+        keep["wu"] = _panel(w.w_u[:H + Nh], half)  # rows [h | hyper_h]; the x5 rows go separately
         keep["w5"] = _f32(w.w_u[H + Nh:])  # (5, 4K)
         if w.ln_gamma is not None:
             keep["ln_g"], keep["ln_b"] = _f32(w.ln_gamma), _f32(w.ln_beta)  # (4, 1, K) -> (4K)
             keep["lnc_g"], keep["lnc_b"] = _f32(w.ln_c_gamma), _f32(w.ln_c_beta)
-        keep["wout"] = _panel(w.w_out)
+        keep["wout"] = _panel(w.w_out, half)
         bout = np.zeros(n_y, np.float32)
         bout[:6 * M + 3] = w.b_out.numpy()
         keep["bout"] = bout
         if w.kind == "hyper":
-            keep["whh"] = _panel(w.w_hh)
+            keep["whh"] = _panel(w.w_hh, half)
             keep["wx5"] = _f32(w.w_x5)
-            keep["wzs"] = _panel(w.w_zs)
-            keep["wblk"] = np.concatenate([_panel(w.w_blk[k]) for k in range(12)])  # 12 x (E, H)
+            keep["wzs"] = _panel(w.w_zs, half)
+            keep["wblk"] = np.concatenate([_panel(w.w_blk[k], half) for k in range(12)])  # 12 x (E, H)
             keep["bblk"] = _f32(w.b_blk)  # (12, 1, H)
             keep["m_g"], keep["m_b"] = _f32(w.m_gamma), _f32(w.m_beta)
             keep["mc_g"], keep["mc_b"] = _f32(w.m_c_gamma), _f32(w.m_c_beta)
@@ -187,7 +209,7 @@ class NativeModel:
         self.K = K
         ptrs = {k: (v.ctypes.data if v is not None else None) for k, v in keep.items()}
         self.struct = _SkModel(kind={"lstm": 0, "layer_norm": 1, "hyper": 2}[w.kind], H=H, Nh=Nh, E=E, M=M, n_y=n_y,
-                               **ptrs)
+                               half=int(self.half), **ptrs)
         self.w = w
 
     def decode_one(self, zc: np.ndarray, xz: np.ndarray | None, state0: np.ndarray, prefix5: np.ndarray | None,

@@ -16,17 +16,25 @@
  * weights strictly sequentially (hardware prefetch) and the inner loop is 8 independent
  * lanes the compiler vectorises (AVX2 / NEON) without reassociating any sum.
  * exp / tanh are Cephes-style polynomials (float32, ~1-2 ulp) written as branch-free
- * loops so that they vectorise too.
+ * loops so that they vectorise too. Models whose weights are float16 values already (the
+ * shipped ones, `sketchrnn export` output) stream float16 panels on x86 (F16C): the same
+ * products from half the bytes.
  *
  * Built on first use by sketchrnn.fast.native (the system C compiler, -O3 -march=native),
  * cached per machine; without a compiler the NumPy sampler runs instead.
  */
 #include <math.h>
 #include <stdint.h>
+#if defined(__F16C__) && defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define SK_HAVE_F16 1
+#else
+#define SK_HAVE_F16 0
+#endif
 #include <stdlib.h>
 #include <string.h>
 
-#define SK_ABI_VERSION 1
+#define SK_ABI_VERSION 2
 
 typedef struct {
     int32_t kind;  /* 0 lstm, 1 layer_norm, 2 hyper */
@@ -35,20 +43,22 @@ typedef struct {
     int32_t E;     /* hyper embedding size (hyper; multiple of 8), else 0 */
     int32_t M;     /* mixture components */
     int32_t n_y;   /* head outputs padded to a multiple of 8 (>= 6M + 3) */
-    /* gate matmul of the cell that reads u = [h | hyper_h]: K = H (lstm, layer_norm) or Nh */
-    const float *wu;      /* panel (H + Nh, 4K) */
+    int32_t half;  /* 1: the panel matrices hold IEEE float16 bits (uint16), see sk_has_f16 */
+    /* gate matmul of the cell that reads u = [h | hyper_h]: K = H (lstm, layer_norm) or Nh.
+       Panels (wu, wout, whh, wzs, wblk) are float, or uint16 float16 bits when half = 1. */
+    const void *wu;       /* panel (H + Nh, 4K) */
     const float *w5;      /* (5, 4K) rows for x5 = (dx, dy, p1, p2, p3) */
     const float *ln_g;    /* (4K) gate-block layer norm gain (layer_norm, hyper cell) */
     const float *ln_b;    /* (4K) shift, forget bias folded into block f */
     const float *lnc_g;   /* (K) layer norm of c */
     const float *lnc_b;
-    const float *wout;    /* panel (H, n_y) */
+    const void *wout;     /* panel (H, n_y) */
     const float *bout;    /* (n_y) */
     /* HyperLSTM main cell */
-    const float *whh;     /* panel (H, 4H) */
+    const void *whh;      /* panel (H, 4H) */
     const float *wx5;     /* (5, 4H) */
-    const float *wzs;     /* panel (Nh, 12E): hyper_h -> [x_zw | h_zw | h_zb] embeddings */
-    const float *wblk;    /* 12 panels (E, H): embedding -> per-unit scale of each gate block */
+    const void *wzs;      /* panel (Nh, 12E): hyper_h -> [x_zw | h_zw | h_zb] embeddings */
+    const void *wblk;     /* 12 panels (E, H): embedding -> per-unit scale of each gate block */
     const float *bblk;    /* (12, H) */
     const float *m_g;     /* (4H) main layer norm gain */
     const float *m_b;     /* (4H) main layer norm shift (+ forget bias on f) */
@@ -57,6 +67,9 @@ typedef struct {
 } SkModel;
 
 int sk_abi_version(void) { return SK_ABI_VERSION; }
+
+/* 1 when float16 panels are supported (x86 F16C + AVX2 + FMA at build time) */
+int sk_has_f16(void) { return SK_HAVE_F16; }
 
 /* ------------------------------------------------------------------ elementwise */
 static inline float sk_exp(float x) {
@@ -117,6 +130,43 @@ static void matvec_acc(const float *restrict w, const float *restrict u, float *
             }
         }
     }
+}
+
+#if SK_HAVE_F16
+/* The same product with float16 weights (exactly widened to float32 by vcvtph2ps): half the
+   bytes to stream. Used only for models whose weights are float16 values already (shipped
+   and exported models), so the products are the float32 kernel's. */
+#define SK_LDH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+static void matvec_acc_f16(const uint16_t *restrict w, const float *restrict u, float *restrict out, int n_in,
+                           int n_out) {
+    for (int i = 0; i < n_in; i += 8) {
+        const __m256 u0 = _mm256_set1_ps(u[i]), u1 = _mm256_set1_ps(u[i + 1]), u2 = _mm256_set1_ps(u[i + 2]),
+                     u3 = _mm256_set1_ps(u[i + 3]), u4 = _mm256_set1_ps(u[i + 4]), u5 = _mm256_set1_ps(u[i + 5]),
+                     u6 = _mm256_set1_ps(u[i + 6]), u7 = _mm256_set1_ps(u[i + 7]);
+        for (int j = 0; j < n_out; j += 8, w += 64) {
+            __m256 a = _mm256_mul_ps(u0, SK_LDH(w));
+            __m256 b = _mm256_mul_ps(u1, SK_LDH(w + 8));
+            a = _mm256_fmadd_ps(u2, SK_LDH(w + 16), a);
+            b = _mm256_fmadd_ps(u3, SK_LDH(w + 24), b);
+            a = _mm256_fmadd_ps(u4, SK_LDH(w + 32), a);
+            b = _mm256_fmadd_ps(u5, SK_LDH(w + 40), b);
+            a = _mm256_fmadd_ps(u6, SK_LDH(w + 48), a);
+            b = _mm256_fmadd_ps(u7, SK_LDH(w + 56), b);
+            _mm256_storeu_ps(out + j, _mm256_add_ps(_mm256_loadu_ps(out + j), _mm256_add_ps(a, b)));
+        }
+    }
+}
+#endif
+
+/* out += u @ W for a panel of the model (float32 or float16 storage) */
+static void panel_acc(const SkModel *m, const void *w, const float *u, float *out, int n_in, int n_out) {
+#if SK_HAVE_F16
+    if (m->half) {
+        matvec_acc_f16((const uint16_t *)w, u, out, n_in, n_out);
+        return;
+    }
+#endif
+    matvec_acc((const float *)w, u, out, n_in, n_out);
 }
 
 /* v = (v - mean) / sqrt(var + eps) * g + b over n values (Magenta layer_norm, eps 1e-3) */
@@ -184,7 +234,7 @@ static void cell_step(const SkModel *m, SkState *st, const float *zc, const floa
     if (m->kind != 2) {
         const int G = 4 * H;
         memcpy(st->g, zc, sizeof(float) * G);
-        matvec_acc(m->wu, st->u, st->g, H, G);
+        panel_acc(m, m->wu, st->u, st->g, H, G);
         add_x5(st->g, m->w5, x5, G);
         if (m->kind == 1) {
             for (int b = 0; b < 4; b++) layer_norm(st->g + b * H, m->ln_g + b * H, m->ln_b + b * H, H);
@@ -195,23 +245,24 @@ static void cell_step(const SkModel *m, SkState *st, const float *zc, const floa
     /* HyperLSTM (Ha, Dai & Le 2016): products of the OLD h and of x first */
     const int G = 4 * H, E = m->E;
     memset(st->ghh, 0, sizeof(float) * G);
-    matvec_acc(m->whh, st->u, st->ghh, H, G);
+    panel_acc(m, m->whh, st->u, st->ghh, H, G);
     memcpy(st->gx, xz, sizeof(float) * G);
     add_x5(st->gx, m->wx5, x5, G);
     /* hyper cell: LayerNorm LSTM on [h, hyper_h, x] with its own state */
     const int Gh = 4 * Nh;
     memcpy(st->g, zc, sizeof(float) * Gh);
-    matvec_acc(m->wu, st->u, st->g, H + Nh, Gh);
+    panel_acc(m, m->wu, st->u, st->g, H + Nh, Gh);
     add_x5(st->g, m->w5, x5, Gh);
     for (int b = 0; b < 4; b++) layer_norm(st->g + b * Nh, m->ln_g + b * Nh, m->ln_b + b * Nh, Nh);
     float *hh = st->u + H;
     lstm_tail(st->g, st->hc, hh, st->tc, Nh, m->lnc_g, m->lnc_b);
     /* embeddings of the new hyper_h -> per-unit scales of every gate block */
     memset(st->zs, 0, sizeof(float) * 12 * E);
-    matvec_acc(m->wzs, hh, st->zs, Nh, 12 * E);
+    panel_acc(m, m->wzs, hh, st->zs, Nh, 12 * E);
     memcpy(st->s12, m->bblk, sizeof(float) * 12 * H);
     for (int k = 0; k < 12; k++)
-        matvec_acc(m->wblk + (size_t)k * E * H, st->zs + k * E, st->s12 + k * H, E, H);
+        panel_acc(m, (const char *)m->wblk + (size_t)k * E * H * (m->half ? 2 : 4), st->zs + k * E, st->s12 + k * H,
+                  E, H);
     float *pre = st->g;  /* reuse: (4H) >= (4Nh) is guaranteed by the buffer size */
     for (int b = 0; b < 4; b++) {
         const float *ax = st->s12 + b * H, *ah = st->s12 + (4 + b) * H, *bh = st->s12 + (8 + b) * H;
@@ -274,7 +325,7 @@ int sk_decode(const SkModel *m, const float *zc, const float *xz, const float *s
     for (int t = 0; t < max_len; t++) {
         cell_step(m, &st, zc, xz, x5);
         memcpy(st.y, m->bout, sizeof(float) * m->n_y);
-        matvec_acc(m->wout, st.u, st.y, H, m->n_y);
+        panel_acc(m, m->wout, st.u, st.y, H, m->n_y);
         const float *y = st.y;
         const int no_end = !allow_end || (t == 0 && first_no_end);
         const int npen = no_end ? 2 : 3;
