@@ -35,30 +35,8 @@ import torch  # noqa: E402
 from sample_cpu import CELLS, cpu_name, paper_model  # noqa: E402
 
 
-class _StreamTorch:
-    """``torch`` for sketchrnn.model.mdn: multinomial -> inverse CDF on U[t], randn -> N[t]."""
-
-    def __init__(self, U: np.ndarray, N: np.ndarray) -> None:
-        self.U, self.N, self.t, self.j = torch.from_numpy(U), torch.from_numpy(N), 0, 0
-
-    def __getattr__(self, name: str):
-        return getattr(torch, name)
-
-    def multinomial(self, probs, num_samples, generator=None):
-        u = self.U[self.t, :, self.j].to(probs.dtype)
-        self.j += 1
-        cdf = probs.cumsum(-1)
-        return (cdf < u[:, None] * cdf[:, -1:]).sum(-1).clamp(max=probs.shape[-1] - 1).unsqueeze(-1)
-
-    def randn(self, shape, generator=None, device=None, dtype=None):
-        out = self.N[self.t].t().to(dtype).contiguous()
-        self.t, self.j = self.t + 1, 0
-        return out
-
-
 def check(points: int, batch: int = 4) -> dict:
-    import sketchrnn.model.mdn as mdn
-    from sketchrnn import api
+    from sketchrnn.fast.oracle import oracle_decode
     from sketchrnn.fast.sampler import draw_random, get_sampler
 
     out = {}
@@ -70,11 +48,7 @@ def check(points: int, batch: int = 4) -> dict:
             U, N = draw_random(torch.Generator().manual_seed(i), points, batch)
             fast = get_sampler(lm).decode(torch.from_numpy(z), batch, random=(U, N), max_len=points, allow_end=False,
                                           **kw)
-            mdn.torch = _StreamTorch(U, N)
-            try:
-                plain = api.decode(lm, z, max_len=points, allow_end=False, fast=False, **kw)
-            finally:
-                mdn.torch = torch
+            plain = oracle_decode(lm, z, batch, (U, N), max_len=points, allow_end=False, **kw)
             for a, b in zip(fast, plain):
                 same &= a.shape == b.shape and bool((a[:, 2] == b[:, 2]).all())
                 worst = max(worst, float(np.abs(a[:, :2] - b[:, :2]).max() / np.abs(b[:, :2]).max()))
