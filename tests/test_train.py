@@ -171,3 +171,63 @@ def test_init_from_fine_tunes_from_given_weights(tmp_path, shapes_npz):
         Trainer(tiny_cfg(shapes_npz, f"train.init_from={init}", "model.dec_rnn_size=32"), tmp_path / "bad",
                 progress=False)
     assert "dec_rnn_size" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("mode", ["full", "no-first-moment", "weights-only"])
+def test_compact_resume_checkpoints(tmp_path, shapes_npz, mode, capsys):
+    """`sketchrnn compact-checkpoint` keeps the most optimiser state that fits; a run resumes
+    from each form: exactly (full), with Adam's momentum at zero (second moments kept), or
+    with a fresh Adam and a learning-rate warm-up (weights only)."""
+    import json
+
+    import io
+
+    from sketchrnn.checkpoint import RESUME_MODES, _with_resume_mode, read_checkpoint
+    from sketchrnn.cli import main
+    from sketchrnn.train import LR_RESTART_WARMUP
+
+    cfg = tiny_cfg(shapes_npz, "model.dec_rnn_size=48", "train.num_steps=6")
+    Trainer(cfg, tmp_path / "run", progress=False).fit(num_steps=3)
+    sizes = []
+    for m in RESUME_MODES:
+        buf = io.BytesIO()
+        torch.save(_with_resume_mode(read_checkpoint(tmp_path / "run" / "last.pt"), m), buf)
+        sizes.append(buf.tell())
+    assert sizes == sorted(sizes, reverse=True) and sizes[1] < 0.6 * sizes[0]
+    max_mb = (sizes[RESUME_MODES.index(mode)] + 1000) / 2**20  # room for this mode, not the one before
+    out = tmp_path / "resume" / "last.pt"
+    out.parent.mkdir()
+    assert main(["compact-checkpoint", str(tmp_path / "run" / "last.pt"), "--out", str(out), "--max-mb",
+                 str(max_mb)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["resume_mode"] == mode and out.stat().st_size == info["bytes"] <= max_mb * 2**20
+    ck = read_checkpoint(out)
+    weights = read_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    assert all(torch.equal(ck["model"][k], v) and v.dtype == torch.float32 for k, v in weights.items())
+    logs = []
+    tr = Trainer(cfg, tmp_path / "resume", resume=True, progress=False, log=logs.append)
+    assert tr.step == 3
+    st = tr.optimizer.state_dict()["state"]
+    if mode == "weights-only":
+        assert not st and tr.lr_factor() == pytest.approx(1 / LR_RESTART_WARMUP)
+    else:
+        assert st and tr.lr_factor() == 1.0
+        assert all(s["exp_avg_sq"].dtype == torch.float32 for s in st.values())
+        assert all((s["exp_avg"] == 0).all() for s in st.values()) == (mode == "no-first-moment")
+    assert any("compact checkpoint" in line for line in logs) == (mode != "full")
+    tr.fit()
+    assert tr.step == 6
+    if mode == "weights-only":  # the warm-up survives a later (full) checkpoint
+        again = Trainer(cfg, tmp_path / "resume", resume=True, progress=False)
+        assert again.lr_restart_step == 3 and again.lr_factor() == pytest.approx(4 / LR_RESTART_WARMUP)
+
+
+def test_compact_checkpoint_refuses_what_cannot_fit(tmp_path, shapes_npz, capsys):
+    from sketchrnn.cli import main
+
+    Trainer(tiny_cfg(shapes_npz, "train.num_steps=2"), tmp_path / "run", progress=False).fit()
+    rc = main(["compact-checkpoint", str(tmp_path / "run" / "last.pt"), "--out", str(tmp_path / "o.pt"),
+               "--max-mb", "0.001"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "weights alone" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.pt").exists()

@@ -68,6 +68,54 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# How much optimiser state a resume checkpoint keeps, most complete first (compact_for_resume).
+RESUME_MODES = ("full", "no-first-moment", "weights-only")
+
+
+def _with_resume_mode(ck: dict[str, Any], mode: str) -> dict[str, Any]:
+    """A copy of training checkpoint ``ck`` keeping the optimiser state that ``mode`` names:
+    ``full``; ``no-first-moment`` (Adam's second moments as bfloat16, first moments dropped);
+    ``weights-only`` (no optimiser state). Weights always stay float32."""
+    import torch
+
+    c = dict(ck)
+    c["resume_mode"] = mode
+    if mode == "full":
+        return c
+    if mode == "weights-only":
+        c.pop("optimizer", None)
+        return c
+    opt = ck["optimizer"]
+    state = {}
+    for idx, st in opt["state"].items():
+        st = dict(st)
+        st.pop("exp_avg", None)
+        if "exp_avg_sq" in st:
+            st["exp_avg_sq"] = st["exp_avg_sq"].to(torch.bfloat16)
+        state[idx] = st
+    c["optimizer"] = {"state": state, "param_groups": opt["param_groups"]}
+    return c
+
+
+def compact_for_resume(ck: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], str, int]:
+    """The most complete resume checkpoint (see RESUME_MODES) whose file fits ``max_bytes``:
+    returns (payload, mode, size in bytes). Raises ModelFileError when the weights alone do not fit."""
+    import torch
+
+    if ck.get("resume_mode", "full") != "full":
+        raise ModelFileError(f"this checkpoint is already compact ({ck['resume_mode']}); compact a full last.pt")
+    size = 0
+    for mode in RESUME_MODES:
+        c = _with_resume_mode(ck, mode)
+        buf = io.BytesIO()
+        torch.save({**c, "format": CHECKPOINT_FORMAT, "version": 1}, buf)
+        size = buf.tell()
+        if size <= max_bytes:
+            return c, mode, size
+    raise ModelFileError(f"even the float32 weights alone take {size / 2**20:.3g} MiB, more than "
+                         f"{max_bytes / 2**20:.3g} MiB; export float16 weights with `sketchrnn export` instead")
+
+
 def _check_zip_crcs(p: Path) -> None:
     """torch.save files are zip archives with a CRC-32 per member, which ``torch.load``
     does not verify: a flipped bit in the weights would load silently. Check them all

@@ -226,6 +226,20 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+@verb("compact-checkpoint")
+def cmd_compact_checkpoint(a: argparse.Namespace) -> int:
+    """A run's last.pt -> the most complete resume checkpoint under --max-mb (for git)."""
+    from .checkpoint import compact_for_resume, read_checkpoint, save_checkpoint
+
+    if not a.max_mb > 0:
+        raise DataError(f"compact-checkpoint: --max-mb must be > 0, got {a.max_mb}")
+    ck = read_checkpoint(a.checkpoint)
+    payload, mode, size = compact_for_resume(ck, int(a.max_mb * 2**20))
+    save_checkpoint(a.out, payload)
+    print(json.dumps({"out": str(a.out), "resume_mode": mode, "bytes": size, "step": int(ck["step"])}))
+    return 0
+
+
 @verb("models")
 def cmd_models(a: argparse.Namespace) -> int:
     """List the models shipped inside the package (usable as --model NAME)."""
@@ -366,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--name", default=None)
 
+    cc = sub.add_parser("compact-checkpoint", help="shrink a training checkpoint for resuming elsewhere: full state, "
+                        "else Adam's second moments only (bfloat16), else weights only; float32 weights always")
+    cc.add_argument("checkpoint", help="a run's last.pt")
+    cc.add_argument("--out", required=True, help="the compact resume checkpoint (.pt)")
+    cc.add_argument("--max-mb", type=float, default=16.0, help="size limit in MiB (default 16)")
     xp = sub.add_parser("export", help="write a checkpoint's weights as .safetensors (float16 by default)")
     xp.add_argument("model", help="checkpoint (.pt) or weights")
     xp.add_argument("--out", required=True, help="FILE.safetensors")

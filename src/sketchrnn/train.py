@@ -34,11 +34,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .checkpoint import config_from_json, read_checkpoint, save_checkpoint
+from .checkpoint import RESUME_MODES, config_from_json, read_checkpoint, save_checkpoint
 from .config import Config
 from .errors import ConfigError, DataError, ModelFileError, TrainingError
 
 __all__ = ["Trainer", "learning_rate_at", "kl_weight_at", "resolve_device"]
+
+
+LR_RESTART_WARMUP = 100  # steps of linear learning-rate warm-up after resuming without Adam's state
 
 
 def learning_rate_at(cfg: Config, step: int) -> float:
@@ -161,6 +164,7 @@ class Trainer:
         self.valid_loader = Loader(self.valid_data, self.scale_factor, t.batch_size, m.max_seq_len,
                                    augment=False, shuffle=False, drop_last=False)
         self.step = 0
+        self.lr_restart_step: int | None = None  # set when resumed without optimiser state
         self.best_valid = math.inf
         self.bad_steps = 0
         self.bad_total = 0
@@ -169,6 +173,13 @@ class Trainer:
         self.dist.on_main(self._check_disk_space)  # a full disk is found now, not at the first save
         # DDP (process group in use): LossModule(model) wrapped; self.model stays the plain module
         self._ddp = wrap_ddp(self.model, self.dist) if self.dist.enabled else None
+
+    def lr_factor(self) -> float:
+        """1, or a linear warm-up over LR_RESTART_WARMUP steps after resuming without Adam's
+        state (its first steps would otherwise move every weight by about the learning rate)."""
+        if self.lr_restart_step is None:
+            return 1.0
+        return min(1.0, (self.step - self.lr_restart_step + 1) / LR_RESTART_WARMUP)
 
     @property
     def is_main(self) -> bool:
@@ -233,6 +244,7 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" and not self.dist.sharded else []},
             "world_size": self.dist.world_size,
             "loader": _jsonable(self.loader.state_dict()),
+            "lr_restart_step": self.lr_restart_step,
         }
 
     def save(self, path: Path | None = None) -> None:
@@ -241,9 +253,18 @@ class Trainer:
             save_checkpoint(path or self.last_path, self._payload())
 
     def _restore(self, ck: dict[str, Any]) -> None:
+        mode = ck.get("resume_mode", "full")
+        if mode not in RESUME_MODES:
+            raise ModelFileError(f"cannot resume from {self.last_path}: unknown resume_mode {mode!r}")
         try:
             self.model.load_state_dict(ck["model"])
-            self.optimizer.load_state_dict(ck["optimizer"])
+            if mode == "no-first-moment":  # Adam's momentum restarts at 0 (steps are smaller for ~10 steps)
+                opt = ck["optimizer"]
+                for idx, st in opt["state"].items():
+                    st["exp_avg"] = torch.zeros(st["exp_avg_sq"].shape, dtype=torch.float32)
+                self.optimizer.load_state_dict(opt)  # bfloat16 second moments are cast back to float32
+            elif mode == "full":
+                self.optimizer.load_state_dict(ck["optimizer"])
             self.loader.load_state_dict(_unjsonable(ck["loader"]))
             torch.set_rng_state(ck["rng"]["torch"])  # sharded runs reseed per step (distributed.rank_seed)
             if self.device.type == "cuda" and ck["rng"].get("cuda") and not self.dist.sharded:
@@ -253,6 +274,14 @@ class Trainer:
         self.step = int(ck["step"])
         self.best_valid = float(ck.get("best_valid", math.inf))
         self.bad_total = int(ck.get("bad_total", 0))
+        restart = ck.get("lr_restart_step")
+        self.lr_restart_step = int(restart) if restart is not None else None
+        if mode == "weights-only":  # fresh Adam: warm the learning rate up again (see lr_factor)
+            self.lr_restart_step = self.step
+        if mode != "full":
+            self.log(f"resumed from a compact checkpoint ({mode}): "
+                     + ("Adam's first moments start at zero" if mode == "no-first-moment" else
+                        f"Adam starts afresh, learning rate warmed up over {LR_RESTART_WARMUP} steps"))
 
     # ------------------------------------------------------------------ steps
     def _losses(self, batch) -> dict[str, torch.Tensor]:
@@ -280,7 +309,7 @@ class Trainer:
             return self._train_step_ddp(batch)
         cfg = self.cfg
         for g in self.optimizer.param_groups:
-            g["lr"] = learning_rate_at(cfg, self.step)
+            g["lr"] = learning_rate_at(cfg, self.step) * self.lr_factor()
         w_kl = kl_weight_at(cfg, self.step)
         self.model.train()
         batch = batch.to(self.device)
@@ -326,7 +355,7 @@ class Trainer:
         """
         cfg, env = self.cfg, self.dist
         for g in self.optimizer.param_groups:
-            g["lr"] = learning_rate_at(cfg, self.step)
+            g["lr"] = learning_rate_at(cfg, self.step) * self.lr_factor()
         w_kl = kl_weight_at(cfg, self.step)
         if env.sharded:  # z samples and dropout masks: a fresh stream per (seed, rank, step)
             from .distributed import rank_seed
