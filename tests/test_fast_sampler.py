@@ -386,3 +386,12 @@ def test_native_kernel_agrees_with_numpy_over_many_shapes():
         b = FastSampler(lm, backend="numpy").decode(zt, B, random=(U, N), scale_factor=1.7, **kw)
         checked += _assert_same_sketches(a, b, rtol=2e-5)
     assert checked > 50
+
+
+@needs_native
+def test_a_damaged_cached_kernel_is_rebuilt(tmp_path):
+    first = _probe(tmp_path)
+    (so,) = list((tmp_path / "cache").glob("native_sampler-*.so"))
+    so.write_bytes(b"\x7fELF truncated")
+    assert _probe(tmp_path) == first  # rebuilt and used
+    assert so.stat().st_size > 1000

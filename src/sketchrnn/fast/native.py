@@ -18,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = ["available", "status", "cache_dir", "NativeModel", "native_supports"]
 _SRC = Path(__file__).with_name("native_sampler.c")
 _ABI = 2
 _STATE: dict[str, Any] = {}  # "lib": CDLL | None, "why": str
+_LOCK = threading.Lock()
 # -fno-trapping-math lets the branch-free exp / tanh loops vectorise (nothing here uses FP traps)
 _FLAGS = ["-std=gnu99", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math"]
 
@@ -80,6 +82,20 @@ def _build(cc: str, out: Path) -> str | None:
 def _load() -> Any:
     if "lib" in _STATE:
         return _STATE["lib"]
+    with _LOCK:  # one build per process, also when the studio's threads ask at once
+        if "lib" not in _STATE:
+            _STATE["lib"], _STATE["why"] = _build_and_load()
+    return _STATE["lib"]
+
+
+def _open(path: Path) -> Any:
+    lib = ctypes.CDLL(str(path))
+    if lib.sk_abi_version() != _ABI:
+        raise OSError(f"{path}: ABI version mismatch")
+    return lib
+
+
+def _build_and_load() -> tuple[Any, str]:
     lib, why = None, ""
     if os.environ.get("SKETCHRNN_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
         why = "disabled by SKETCHRNN_NATIVE=0"
@@ -96,15 +112,16 @@ def _load() -> Any:
                                             (_SRC.read_bytes(), cc, ver, " ".join(_FLAGS), _cpu_id(), platform.machine()))).hexdigest()[:16]
             path = cache_dir() / f"native_sampler-{key}.so"
             try:
-                if not path.exists():
-                    err = _build(cc, path)
-                    if err:
-                        why = err
-                if not why:
-                    lib = ctypes.CDLL(str(path))
-                    if lib.sk_abi_version() != _ABI:
-                        lib, why = None, f"{path}: ABI version mismatch"
-            except OSError as e:
+                if path.exists():
+                    try:
+                        lib = _open(path)
+                    except (OSError, AttributeError):  # damaged cache entry: build it again
+                        path.unlink()
+                if lib is None:
+                    why = _build(cc, path) or ""
+                    if not why:
+                        lib = _open(path)
+            except (OSError, AttributeError) as e:
                 lib, why = None, f"cannot build or load in {cache_dir()}: {str(e).splitlines()[0][:160]}"
     if lib is not None:
         lib.sk_has_f16.restype = ctypes.c_int
@@ -112,8 +129,7 @@ def _load() -> Any:
         lib.sk_decode.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5 + [ctypes.c_double] * 2 + \
             [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p]
         why = "ok"
-    _STATE["lib"], _STATE["why"] = lib, why
-    return lib
+    return lib, why
 
 
 def available() -> bool:
