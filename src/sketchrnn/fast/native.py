@@ -28,7 +28,7 @@ import torch
 __all__ = ["available", "status", "cache_dir", "NativeModel", "native_supports"]
 
 _SRC = Path(__file__).with_name("native_sampler.c")
-_ABI = 2
+_ABI = 3
 _STATE: dict[str, Any] = {}  # "lib": CDLL | None, "why": str
 _LOCK = threading.Lock()
 # -fno-trapping-math lets the branch-free exp / tanh loops vectorise (nothing here uses FP traps)
@@ -125,9 +125,9 @@ def _build_and_load() -> tuple[Any, str]:
                 lib, why = None, f"cannot build or load in {cache_dir()}: {str(e).splitlines()[0][:160]}"
     if lib is not None:
         lib.sk_has_f16.restype = ctypes.c_int
-        lib.sk_decode.restype = ctypes.c_int
-        lib.sk_decode.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int] * 5 + [ctypes.c_double] * 2 + \
-            [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p]
+        lib.sk_decode_batch.restype = ctypes.c_int
+        lib.sk_decode_batch.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int] * 5 + \
+            [ctypes.c_double] * 2 + [ctypes.c_void_p] * 4
         why = "ok"
     return lib, why
 
@@ -228,24 +228,27 @@ class NativeModel:
                                half=int(self.half), **ptrs)
         self.w = w
 
-    def decode_one(self, zc: np.ndarray, xz: np.ndarray | None, state0: np.ndarray, prefix5: np.ndarray | None,
-                   max_len: int, allow_end: bool, first_no_end: bool, greedy: bool, inv_tau: float, sf: float,
-                   U: np.ndarray | None, N: np.ndarray | None, b: int = 0) -> np.ndarray:
-        """One sketch: (end, 3) float32 rows (dx, dy, pen lifted) in model units.
-        ``zc`` (4K,), ``xz`` (4H,) or None, ``state0`` (S,), ``prefix5`` (P, 5), all float32
-        C-contiguous; ``U``/``N``: float32 C-contiguous (steps, B, 2), this is sketch ``b``."""
-        pts = np.empty((max_len, 3), np.float32)
+    def decode(self, zc: np.ndarray, xz: np.ndarray | None, state0: np.ndarray, prefix5: np.ndarray | None,
+               max_len: int, allow_end: bool, first_no_end: bool, greedy: bool, inv_tau: float, sf: float,
+               U: np.ndarray | None, N: np.ndarray | None) -> list[np.ndarray]:
+        """B sketches: each (end, 3) float32 rows (dx, dy, pen lifted) in model units.
+        ``zc`` (B, 4K), ``xz`` (B, 4H) or None, ``state0`` (B, S), ``prefix5`` (P, 5), all
+        float32 C-contiguous; ``U``/``N``: float32 C-contiguous (>= max_len, B, 2) or None (greedy)."""
+        B = zc.shape[0]
+        arrays = [a for a in (zc, xz, state0, prefix5, U, N) if a is not None]
+        assert all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays)
+        assert state0.shape[0] == B and (xz is None or xz.shape[0] == B)
+        if not greedy:
+            assert U is not None and N is not None and U.shape == N.shape and U.shape[0] >= max_len
+            assert U.shape[1:] == (B, 2)
+        pts = np.empty((B, max_len, 3), np.float32)
+        ends = np.empty(B, np.int32)
         P = 0 if prefix5 is None else len(prefix5)
-        if U is not None:
-            assert U.dtype == N.dtype == np.float32 and U.flags.c_contiguous and N.flags.c_contiguous
-            assert U.shape[0] >= max_len and N.shape == U.shape and 0 <= b < U.shape[1]
-        off = 8 * b  # two float32 per sketch and step
-        rstride = 0 if U is None else 2 * U.shape[1]
-        end = self.lib.sk_decode(
-            ctypes.addressof(self.struct), zc.ctypes.data, None if xz is None else xz.ctypes.data, state0.ctypes.data,
-            None if not P else prefix5.ctypes.data, P, max_len, int(allow_end), int(first_no_end), int(greedy),
-            float(inv_tau), float(sf), None if U is None else U.ctypes.data + off,
-            None if N is None else N.ctypes.data + off, rstride, pts.ctypes.data)
-        if end < 0:
+        rc = self.lib.sk_decode_batch(
+            ctypes.addressof(self.struct), B, zc.ctypes.data, None if xz is None else xz.ctypes.data,
+            state0.ctypes.data, None if not P else prefix5.ctypes.data, P, max_len, int(allow_end), int(first_no_end),
+            int(greedy), float(inv_tau), float(sf), None if greedy else U.ctypes.data,
+            None if greedy else N.ctypes.data, pts.ctypes.data, ends.ctypes.data)
+        if rc < 0:
             raise MemoryError("native sampler: out of memory")
-        return pts[:end]
+        return [pts[b, :ends[b]] for b in range(B)]

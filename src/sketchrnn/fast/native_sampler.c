@@ -25,8 +25,13 @@
  */
 #include <math.h>
 #include <stdint.h>
-#if defined(__F16C__) && defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+#define SK_HAVE_AVX2 1
+#else
+#define SK_HAVE_AVX2 0
+#endif
+#if SK_HAVE_AVX2 && defined(__F16C__)
 #define SK_HAVE_F16 1
 #else
 #define SK_HAVE_F16 0
@@ -34,7 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SK_ABI_VERSION 2
+#define SK_ABI_VERSION 3
 
 typedef struct {
     int32_t kind;  /* 0 lstm, 1 layer_norm, 2 hyper */
@@ -132,6 +137,39 @@ static void matvec_acc(const float *restrict w, const float *restrict u, float *
     }
 }
 
+/* out[b] += u[b] @ W for nb vectors: each weight tile is read once for all of them */
+static void matvec_acc_multi(const float *restrict w, float *const *u, float *const *out, int nb, int n_in,
+                             int n_out) {
+    if (nb == 1) {
+        matvec_acc(w, u[0], out[0], n_in, n_out);
+        return;
+    }
+#if SK_HAVE_AVX2  /* the tile in 8 registers, reused for every vector */
+    for (int i = 0; i < n_in; i += 8) {
+        for (int j = 0; j < n_out; j += 8, w += 64) {
+            const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8), w2 = _mm256_loadu_ps(w + 16);
+            const __m256 w3 = _mm256_loadu_ps(w + 24), w4 = _mm256_loadu_ps(w + 32), w5 = _mm256_loadu_ps(w + 40);
+            const __m256 w6 = _mm256_loadu_ps(w + 48), w7 = _mm256_loadu_ps(w + 56);
+            for (int b = 0; b < nb; b++) {
+                const float *ub = u[b] + i;
+                __m256 a = _mm256_mul_ps(_mm256_set1_ps(ub[0]), w0);
+                __m256 d = _mm256_mul_ps(_mm256_set1_ps(ub[1]), w1);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[2]), w2, a);
+                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[3]), w3, d);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[4]), w4, a);
+                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[5]), w5, d);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[6]), w6, a);
+                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[7]), w7, d);
+                float *o = out[b] + j;
+                _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_add_ps(a, d)));
+            }
+        }
+    }
+#else
+    for (int b = 0; b < nb; b++) matvec_acc(w, u[b], out[b], n_in, n_out);
+#endif
+}
+
 #if SK_HAVE_F16
 /* The same product with float16 weights (exactly widened to float32 by vcvtph2ps): half the
    bytes to stream. Used only for models whose weights are float16 values already (shipped
@@ -156,17 +194,45 @@ static void matvec_acc_f16(const uint16_t *restrict w, const float *restrict u, 
         }
     }
 }
+
+static void matvec_acc_f16_multi(const uint16_t *restrict w, float *const *u, float *const *out, int nb, int n_in,
+                                 int n_out) {
+    if (nb == 1) {
+        matvec_acc_f16(w, u[0], out[0], n_in, n_out);
+        return;
+    }
+    for (int i = 0; i < n_in; i += 8) {
+        for (int j = 0; j < n_out; j += 8, w += 64) {
+            const __m256 w0 = SK_LDH(w), w1 = SK_LDH(w + 8), w2 = SK_LDH(w + 16), w3 = SK_LDH(w + 24);
+            const __m256 w4 = SK_LDH(w + 32), w5 = SK_LDH(w + 40), w6 = SK_LDH(w + 48), w7 = SK_LDH(w + 56);
+            for (int b = 0; b < nb; b++) {
+                const float *ub = u[b] + i;
+                __m256 a = _mm256_mul_ps(_mm256_set1_ps(ub[0]), w0);
+                __m256 d = _mm256_mul_ps(_mm256_set1_ps(ub[1]), w1);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[2]), w2, a);
+                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[3]), w3, d);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[4]), w4, a);
+                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[5]), w5, d);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[6]), w6, a);
+                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[7]), w7, d);
+                float *o = out[b] + j;
+                _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_add_ps(a, d)));
+            }
+        }
+    }
+}
 #endif
 
-/* out += u @ W for a panel of the model (float32 or float16 storage) */
-static void panel_acc(const SkModel *m, const void *w, const float *u, float *out, int n_in, int n_out) {
+/* out[b] += u[b] @ W (b < nb) for a panel of the model (float32 or float16 storage) */
+static void panel_acc(const SkModel *m, const void *w, float *const *u, float *const *out, int nb, int n_in,
+                      int n_out) {
 #if SK_HAVE_F16
     if (m->half) {
-        matvec_acc_f16((const uint16_t *)w, u, out, n_in, n_out);
+        matvec_acc_f16_multi((const uint16_t *)w, u, out, nb, n_in, n_out);
         return;
     }
 #endif
-    matvec_acc((const float *)w, u, out, n_in, n_out);
+    matvec_acc_multi((const float *)w, u, out, nb, n_in, n_out);
 }
 
 /* v = (v - mean) / sqrt(var + eps) * g + b over n values (Magenta layer_norm, eps 1e-3) */
@@ -220,176 +286,244 @@ typedef struct {
     float *u;    /* [h (H) | hyper_h (Nh)] */
     float *c;    /* (H) */
     float *hc;   /* (Nh) hyper c */
-    float *g;    /* (4K) */
+    float *g;    /* (4 max(H, Nh)) gates */
     float *tc;   /* (max(H, Nh)) */
     float *ghh;  /* (4H) hyper: h @ W_hh */
     float *gx;   /* (4H) hyper: x @ W_ih */
     float *zs;   /* (12E) */
     float *s12;  /* (12H) */
     float *y;    /* (n_y) */
+    const float *zc, *xz;  /* this sketch's z-part of the u-matmul (4K) and of the hyper main cell (4H) */
+    float x5[5];  /* this step's input */
 } SkState;
 
-static void cell_step(const SkModel *m, SkState *st, const float *zc, const float *xz, const float *x5) {
+typedef struct {  /* pointer lists of the active sketches, for the batched products */
+    float **a, **b;
+} SkPtrs;
+
+/* One recurrent step for the active sketches st[act[0..na-1]]. */
+static void cell_step(const SkModel *m, SkState *st, const int *act, int na, SkPtrs *p) {
     const int H = m->H, Nh = m->Nh;
+#define EACH for (int q = 0; q < na; q++)
+#define S (st[act[q]])
     if (m->kind != 2) {
         const int G = 4 * H;
-        memcpy(st->g, zc, sizeof(float) * G);
-        panel_acc(m, m->wu, st->u, st->g, H, G);
-        add_x5(st->g, m->w5, x5, G);
-        if (m->kind == 1) {
-            for (int b = 0; b < 4; b++) layer_norm(st->g + b * H, m->ln_g + b * H, m->ln_b + b * H, H);
+        EACH {
+            memcpy(S.g, S.zc, sizeof(float) * G);
+            p->a[q] = S.u;
+            p->b[q] = S.g;
         }
-        lstm_tail(st->g, st->c, st->u, st->tc, H, m->kind == 1 ? m->lnc_g : NULL, m->lnc_b);
+        panel_acc(m, m->wu, p->a, p->b, na, H, G);
+        EACH {
+            add_x5(S.g, m->w5, S.x5, G);
+            if (m->kind == 1)
+                for (int k = 0; k < 4; k++) layer_norm(S.g + k * H, m->ln_g + k * H, m->ln_b + k * H, H);
+            lstm_tail(S.g, S.c, S.u, S.tc, H, m->kind == 1 ? m->lnc_g : NULL, m->lnc_b);
+        }
         return;
     }
     /* HyperLSTM (Ha, Dai & Le 2016): products of the OLD h and of x first */
-    const int G = 4 * H, E = m->E;
-    memset(st->ghh, 0, sizeof(float) * G);
-    panel_acc(m, m->whh, st->u, st->ghh, H, G);
-    memcpy(st->gx, xz, sizeof(float) * G);
-    add_x5(st->gx, m->wx5, x5, G);
-    /* hyper cell: LayerNorm LSTM on [h, hyper_h, x] with its own state */
-    const int Gh = 4 * Nh;
-    memcpy(st->g, zc, sizeof(float) * Gh);
-    panel_acc(m, m->wu, st->u, st->g, H + Nh, Gh);
-    add_x5(st->g, m->w5, x5, Gh);
-    for (int b = 0; b < 4; b++) layer_norm(st->g + b * Nh, m->ln_g + b * Nh, m->ln_b + b * Nh, Nh);
-    float *hh = st->u + H;
-    lstm_tail(st->g, st->hc, hh, st->tc, Nh, m->lnc_g, m->lnc_b);
-    /* embeddings of the new hyper_h -> per-unit scales of every gate block */
-    memset(st->zs, 0, sizeof(float) * 12 * E);
-    panel_acc(m, m->wzs, hh, st->zs, Nh, 12 * E);
-    memcpy(st->s12, m->bblk, sizeof(float) * 12 * H);
-    for (int k = 0; k < 12; k++)
-        panel_acc(m, (const char *)m->wblk + (size_t)k * E * H * (m->half ? 2 : 4), st->zs + k * E, st->s12 + k * H,
-                  E, H);
-    float *pre = st->g;  /* reuse: (4H) >= (4Nh) is guaranteed by the buffer size */
-    for (int b = 0; b < 4; b++) {
-        const float *ax = st->s12 + b * H, *ah = st->s12 + (4 + b) * H, *bh = st->s12 + (8 + b) * H;
-        const float *gx = st->gx + b * H, *gh = st->ghh + b * H;
-        float *p = pre + b * H;
-        for (int k = 0; k < H; k++) p[k] = ax[k] * gx[k] + ah[k] * gh[k] + bh[k];
-        layer_norm(p, m->m_g + b * H, m->m_b + b * H, H);
+    const int G = 4 * H, E = m->E, Gh = 4 * Nh;
+    EACH {
+        memset(S.ghh, 0, sizeof(float) * G);
+        p->a[q] = S.u;
+        p->b[q] = S.ghh;
     }
-    lstm_tail(pre, st->c, st->u, st->tc, H, m->mc_g, m->mc_b);
+    panel_acc(m, m->whh, p->a, p->b, na, H, G);
+    EACH {
+        memcpy(S.gx, S.xz, sizeof(float) * G);
+        add_x5(S.gx, m->wx5, S.x5, G);
+        /* hyper cell: LayerNorm LSTM on [h, hyper_h, x] with its own state */
+        memcpy(S.g, S.zc, sizeof(float) * Gh);
+        p->b[q] = S.g;
+    }
+    panel_acc(m, m->wu, p->a, p->b, na, H + Nh, Gh);
+    EACH {
+        add_x5(S.g, m->w5, S.x5, Gh);
+        for (int k = 0; k < 4; k++) layer_norm(S.g + k * Nh, m->ln_g + k * Nh, m->ln_b + k * Nh, Nh);
+        lstm_tail(S.g, S.hc, S.u + H, S.tc, Nh, m->lnc_g, m->lnc_b);
+        /* embeddings of the new hyper_h -> per-unit scales of every gate block */
+        memset(S.zs, 0, sizeof(float) * 12 * E);
+        memcpy(S.s12, m->bblk, sizeof(float) * 12 * H);
+        p->a[q] = S.u + H;
+        p->b[q] = S.zs;
+    }
+    panel_acc(m, m->wzs, p->a, p->b, na, Nh, 12 * E);
+    const size_t blk = (size_t)E * H * (m->half ? 2 : 4);  /* bytes of one of the 12 (E, H) panels */
+    for (int k = 0; k < 12; k++) {
+        EACH {
+            p->a[q] = S.zs + k * E;
+            p->b[q] = S.s12 + k * H;
+        }
+        panel_acc(m, (const char *)m->wblk + k * blk, p->a, p->b, na, E, H);
+    }
+    EACH {
+        float *pre = S.g;  /* (4H) fits: g holds 4 max(H, Nh) */
+        for (int k = 0; k < 4; k++) {
+            const float *ax = S.s12 + k * H, *ah = S.s12 + (4 + k) * H, *bh = S.s12 + (8 + k) * H;
+            const float *gx = S.gx + k * H, *gh = S.ghh + k * H;
+            float *pk = pre + k * H;
+            for (int i = 0; i < H; i++) pk[i] = ax[i] * gx[i] + ah[i] * gh[i] + bh[i];
+            layer_norm(pk, m->m_g + k * H, m->m_b + k * H, H);
+        }
+        lstm_tail(pre, S.c, S.u, S.tc, H, m->mc_g, m->mc_b);
+    }
+#undef EACH
+#undef S
+}
+
+/* The mixture index k and the pen state by inverse CDF on one uniform each, then the offset
+   (as sampler._loop_scalar, in double precision). */
+static void sample_point(const float *y, int M, int npen, int greedy, double inv_tau, double sf, const float *u,
+                         const float *nr, double *ebuf, double *dx_out, double *dy_out, int *pen_out) {
+    const int c_mx = 3 + M, c_my = 3 + 2 * M, c_sx = 3 + 3 * M, c_sy = 3 + 4 * M, c_rr = 3 + 5 * M;
+    int k = 0, pen = 0;
+    if (greedy) {
+        for (int j = 1; j < M; j++)
+            if (y[3 + j] > y[3 + k]) k = j;
+        for (int j = 1; j < npen; j++)
+            if (y[j] > y[pen]) pen = j;
+    } else {
+        double mx = y[3];
+        for (int j = 1; j < M; j++) mx = y[3 + j] > mx ? y[3 + j] : mx;
+        double tot = 0.0;
+        for (int j = 0; j < M; j++) {
+            ebuf[j] = exp(((double)y[3 + j] - mx) * inv_tau);
+            tot += ebuf[j];
+        }
+        double target = (double)u[0] * tot, acc = 0.0;
+        for (k = 0; k < M; k++) {  /* first k with cdf_k >= u * total */
+            acc += ebuf[k];
+            if (acc >= target) break;
+        }
+        if (k == M) k = M - 1;
+        double pm = y[0];
+        for (int j = 1; j < npen; j++) pm = y[j] > pm ? y[j] : pm;
+        double ep[3];
+        tot = 0.0;
+        for (int j = 0; j < npen; j++) {
+            ep[j] = exp(((double)y[j] - pm) * inv_tau);
+            tot += ep[j];
+        }
+        target = (double)u[1] * tot;
+        acc = 0.0;
+        for (pen = 0; pen < npen; pen++) {
+            acc += ep[pen];
+            if (acc >= target) break;
+        }
+        if (pen == npen) pen = npen - 1;
+    }
+    double dx = y[c_mx + k], dy = y[c_my + k];
+    if (!greedy) {
+        const double e0 = nr[0], e1 = nr[1];
+        const double sx = exp((double)y[c_sx + k]) * sf, sy = exp((double)y[c_sy + k]) * sf;
+        const double rho = tanh((double)y[c_rr + k]);
+        const double q = 1.0 - rho * rho;
+        dx = dx + sx * e0;
+        dy = dy + sy * (rho * e0 + sqrt(q > 0.0 ? q : 0.0) * e1);
+    }
+    *dx_out = dx;
+    *dy_out = dy;
+    *pen_out = pen;
 }
 
 /* ------------------------------------------------------------------ sketch loop */
-/* Returns the number of points (the end index), or -1 if out of memory.
- * zc: (4K) z-part + bias of the u-matmul; xz: (4H) hyper main-cell z-part (else NULL);
- * state0: (c | h | hyper_c | hyper_h); prefix5: (P, 5) inputs after the start token;
- * U, N: this sketch's (max_len, 2) uniforms / normals, rows rstride floats apart (NULL if greedy);
- * pts: (max_len, 3) out: dx, dy, pen lifted. */
-int sk_decode(const SkModel *m, const float *zc, const float *xz, const float *state0, const float *prefix5,
-              int P, int max_len, int allow_end, int first_no_end, int greedy, double inv_tau, double sf,
-              const float *U, const float *N, long rstride, float *pts) {
+/* B sketches at once (each weight tile read once per step for all unfinished sketches).
+ * zc: (B, 4K) z-part + bias of the u-matmul; xz: (B, 4H) hyper main-cell z-part (else NULL);
+ * state0: (B, S) with S = c | h | hyper_c | hyper_h; prefix5: (P, 5) inputs after the start
+ * token, the same for every sketch; U, N: (max_len, B, 2) uniforms / normals (NULL if greedy);
+ * pts: (B, max_len, 3) out: dx, dy, pen lifted; ends: (B) out: points per sketch.
+ * Returns 0, or -1 when out of memory. */
+int sk_decode_batch(const SkModel *m, int B, const float *zc, const float *xz, const float *state0,
+                    const float *prefix5, int P, int max_len, int allow_end, int first_no_end, int greedy,
+                    double inv_tau, double sf, const float *U, const float *N, float *pts, int *ends) {
     const int H = m->H, Nh = m->Nh, E = m->E, M = m->M;
-    const int K = m->kind == 2 ? Nh : H;
-    const int big = H > Nh ? H : Nh;  /* g holds the gates of either cell */
-    (void)K;
-    size_t n = (size_t)(H + Nh) + H + Nh + 5 * (size_t)big + 8 * (size_t)H + 12 * (size_t)E + 12 * (size_t)H +
-               m->n_y + 64;
-    float *buf = (float *)calloc(n, sizeof(float));
-    if (!buf) return -1;
-    SkState st;
-    float *p = buf;
-    st.u = p; p += H + Nh;
-    st.c = p; p += H;
-    st.hc = p; p += Nh;
-    st.g = p; p += 4 * (size_t)big;
-    st.tc = p; p += big;
-    st.ghh = p; p += 4 * (size_t)H;
-    st.gx = p; p += 4 * (size_t)H;
-    st.zs = p; p += 12 * (size_t)E;
-    st.s12 = p; p += 12 * (size_t)H;
-    st.y = p;
-    memcpy(st.c, state0, sizeof(float) * H);
-    memcpy(st.u, state0 + H, sizeof(float) * H);
-    if (m->kind == 2) {
-        memcpy(st.hc, state0 + 2 * H, sizeof(float) * Nh);
-        memcpy(st.u + H, state0 + 2 * H + Nh, sizeof(float) * Nh);
+    const int K = m->kind == 2 ? Nh : H, big = H > Nh ? H : Nh;
+    const size_t S = 2 * (size_t)H + 2 * (size_t)Nh;
+    const size_t per = (size_t)(H + Nh) + H + Nh + 5 * (size_t)big + 8 * (size_t)H + 12 * (size_t)E +
+                       12 * (size_t)H + m->n_y + 16;
+    float *buf = (float *)calloc(per * (size_t)B, sizeof(float));
+    SkState *st = (SkState *)calloc((size_t)B, sizeof(SkState));
+    int *act = (int *)malloc(sizeof(int) * (size_t)B);
+    float **pa = (float **)malloc(sizeof(float *) * (size_t)B), **pb = (float **)malloc(sizeof(float *) * (size_t)B);
+    double *ebuf = (double *)malloc(sizeof(double) * (size_t)(M > 3 ? M : 3));
+    int rc = -1;
+    if (!buf || !st || !act || !pa || !pb || !ebuf) goto done;
+    SkPtrs ptrs = {pa, pb};
+    for (int b = 0; b < B; b++) {
+        float *p = buf + per * (size_t)b;
+        SkState *s = &st[b];
+        s->u = p; p += H + Nh;
+        s->c = p; p += H;
+        s->hc = p; p += Nh;
+        s->g = p; p += 4 * (size_t)big;
+        s->tc = p; p += big;
+        s->ghh = p; p += 4 * (size_t)H;
+        s->gx = p; p += 4 * (size_t)H;
+        s->zs = p; p += 12 * (size_t)E;
+        s->s12 = p; p += 12 * (size_t)H;
+        s->y = p;
+        s->zc = zc + (size_t)b * 4 * K;
+        s->xz = xz ? xz + (size_t)b * 4 * H : NULL;
+        const float *s0 = state0 + (size_t)b * S;
+        memcpy(s->c, s0, sizeof(float) * H);
+        memcpy(s->u, s0 + H, sizeof(float) * H);
+        if (m->kind == 2) {
+            memcpy(s->hc, s0 + 2 * H, sizeof(float) * Nh);
+            memcpy(s->u + H, s0 + 2 * H + Nh, sizeof(float) * Nh);
+        }
+        const float start[5] = {0.0f, 0.0f, 1.0f, 0.0f, 0.0f};
+        memcpy(s->x5, start, sizeof start);
+        act[b] = b;
+        ends[b] = max_len;
     }
-    float x5[5] = {0.0f, 0.0f, 1.0f, 0.0f, 0.0f};  /* start token */
+    int na = B;
     for (int t = 0; t < P; t++) {
-        cell_step(m, &st, zc, xz, x5);
-        memcpy(x5, prefix5 + 5 * (size_t)t, sizeof x5);
+        cell_step(m, st, act, na, &ptrs);
+        for (int b = 0; b < B; b++) memcpy(st[b].x5, prefix5 + 5 * (size_t)t, sizeof(float) * 5);
     }
-    const int c_mx = 3 + M, c_my = 3 + 2 * M, c_sx = 3 + 3 * M, c_sy = 3 + 4 * M, c_rr = 3 + 5 * M;
-    double e[64];
-    double *ebuf = M > 64 ? (double *)malloc(sizeof(double) * M) : e;
-    if (!ebuf) {
-        free(buf);
-        return -1;
-    }
-    int end = max_len;
-    for (int t = 0; t < max_len; t++) {
-        cell_step(m, &st, zc, xz, x5);
-        memcpy(st.y, m->bout, sizeof(float) * m->n_y);
-        panel_acc(m, m->wout, st.u, st.y, H, m->n_y);
-        const float *y = st.y;
+    for (int t = 0; t < max_len && na > 0; t++) {
+        cell_step(m, st, act, na, &ptrs);
+        for (int q = 0; q < na; q++) {
+            memcpy(st[act[q]].y, m->bout, sizeof(float) * m->n_y);
+            pa[q] = st[act[q]].u;
+            pb[q] = st[act[q]].y;
+        }
+        panel_acc(m, m->wout, pa, pb, na, H, m->n_y);
         const int no_end = !allow_end || (t == 0 && first_no_end);
-        const int npen = no_end ? 2 : 3;
-        int k = 0, pen = 0;
-        if (greedy) {
-            for (int j = 1; j < M; j++)
-                if (y[3 + j] > y[3 + k]) k = j;
-            for (int j = 1; j < npen; j++)
-                if (y[j] > y[pen]) pen = j;
-        } else {
-            const float *u = U + (size_t)t * rstride;
-            double mx = y[3];
-            for (int j = 1; j < M; j++) mx = y[3 + j] > mx ? y[3 + j] : mx;
-            double tot = 0.0;
-            for (int j = 0; j < M; j++) {
-                ebuf[j] = exp(((double)y[3 + j] - mx) * inv_tau);
-                tot += ebuf[j];
+        int kept = 0;
+        for (int q = 0; q < na; q++) {
+            const int b = act[q];
+            SkState *s = &st[b];
+            const size_t r = ((size_t)t * B + b) * 2;
+            double dx, dy;
+            int pen;
+            sample_point(s->y, M, no_end ? 2 : 3, greedy, inv_tau, sf, greedy ? NULL : U + r, greedy ? NULL : N + r,
+                         ebuf, &dx, &dy, &pen);
+            float *o = pts + ((size_t)b * max_len + t) * 3;
+            o[0] = (float)dx;
+            o[1] = (float)dy;
+            o[2] = pen == 1 ? 1.0f : 0.0f;
+            if (pen == 2) {
+                ends[b] = t;  /* finished: dropped from the batch */
+                continue;
             }
-            double target = (double)u[0] * tot, acc = 0.0;
-            for (k = 0; k < M; k++) {  /* inverse CDF: first k with cdf_k >= u * total */
-                acc += ebuf[k];
-                if (acc >= target) break;
-            }
-            if (k == M) k = M - 1;
-            double pm = y[0];
-            for (int j = 1; j < npen; j++) pm = y[j] > pm ? y[j] : pm;
-            double ep[3];
-            tot = 0.0;
-            for (int j = 0; j < npen; j++) {
-                ep[j] = exp(((double)y[j] - pm) * inv_tau);
-                tot += ep[j];
-            }
-            target = (double)u[1] * tot;
-            acc = 0.0;
-            for (pen = 0; pen < npen; pen++) {
-                acc += ep[pen];
-                if (acc >= target) break;
-            }
-            if (pen == npen) pen = npen - 1;
+            s->x5[0] = (float)dx;
+            s->x5[1] = (float)dy;
+            s->x5[2] = pen == 0;
+            s->x5[3] = pen == 1;
+            s->x5[4] = 0.0f;
+            act[kept++] = b;
         }
-        double dx = y[c_mx + k], dy = y[c_my + k];
-        if (!greedy) {
-            const float *nr = N + (size_t)t * rstride;
-            const double e0 = nr[0], e1 = nr[1];
-            const double sx = exp((double)y[c_sx + k]) * sf, sy = exp((double)y[c_sy + k]) * sf;
-            const double rho = tanh((double)y[c_rr + k]);
-            const double q = 1.0 - rho * rho;
-            dx = dx + sx * e0;
-            dy = dy + sy * (rho * e0 + sqrt(q > 0.0 ? q : 0.0) * e1);
-        }
-        pts[3 * (size_t)t] = (float)dx;
-        pts[3 * (size_t)t + 1] = (float)dy;
-        pts[3 * (size_t)t + 2] = pen == 1 ? 1.0f : 0.0f;
-        if (pen == 2) {
-            end = t;
-            break;
-        }
-        x5[0] = (float)dx;
-        x5[1] = (float)dy;
-        x5[2] = pen == 0;
-        x5[3] = pen == 1;
-        x5[4] = pen == 2;
+        na = kept;
     }
-    if (ebuf != e) free(ebuf);
+    rc = 0;
+done:
     free(buf);
-    return end;
+    free(st);
+    free(act);
+    free(pa);
+    free(pb);
+    free(ebuf);
+    return rc;
 }

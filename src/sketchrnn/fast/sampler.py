@@ -505,7 +505,7 @@ class FastSampler:
     def _decode_native(self, zt: Tensor | None, B: int, tau: float, greedy: bool, max_len: int, mode: str,
                        prefix: np.ndarray | None, allow_end: bool, scale: float,
                        random: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray]:
-        """The C kernel, one sketch after another (each reads the weights once per step)."""
+        """The C kernel: all B sketches in one call (each weight tile read once per step)."""
         w, nm = self.w, self.native()
         if zt is not None:
             state0 = torch.tanh(torch.addmm(w.init_b, zt, w.init_w))  # (B, S) Eq. 3
@@ -526,12 +526,11 @@ class FastSampler:
         soft_tau = 0.5 + 0.5 * tau if mode == "magenta_js" else tau
         sf = tau if mode == "magenta_py" else math.sqrt(tau)
         U = N = None
-        if random is not None:
+        if random is not None and not greedy:
             U, N = (np.ascontiguousarray(r, np.float32) for r in random)
         out = []
-        for b in range(B):
-            s = nm.decode_one(zc[b], None if xz is None else xz[b], state0[b], p5, max_len, allow_end,
-                              prefix is None, greedy, 1.0 / soft_tau, sf, U, N, b)
+        for s in nm.decode(zc, xz, state0, p5, max_len, allow_end, prefix is None, greedy, 1.0 / soft_tau, sf, U, N):
+            s = s.copy()
             s[:, :2] *= np.float32(scale)
             if len(s):
                 s[-1, 2] = 1.0  # the pen lifts after the last point
