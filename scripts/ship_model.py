@@ -4,6 +4,9 @@
         --data ../shared/data/distilled/cat.npz --real ../shared/data/quickdraw/simplified/cat.ndjson \
         --teacher 8.2587 --teacher-real 8.1043 --gpu-minutes 0 --note "..."
 
+A model of several classes (catpig) repeats --data/--real/--teacher/--teacher-real once per
+class, in the same order: each class is scored on its own test split against its own teacher.
+
 The figures in the card are measured on the shipped (float16) weights, on the whole test
 split, with `sketchrnn.evaluate.evaluate_model` (the same code as `sketchrnn evaluate`).
 """
@@ -24,10 +27,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
     ap.add_argument("--name", required=True)
-    ap.add_argument("--data", required=True, help="npz whose test split is scored")
-    ap.add_argument("--real", default=None, help="QuickDraw simplified .ndjson of real drawings")
-    ap.add_argument("--teacher", type=float, default=None, help="teacher nll_per_point on the test split")
-    ap.add_argument("--teacher-real", type=float, default=None)
+    ap.add_argument("--data", action="append", required=True, help="npz whose test split is scored (repeatable)")
+    ap.add_argument("--real", action="append", default=[], help="QuickDraw simplified .ndjson of real drawings")
+    ap.add_argument("--teacher", action="append", type=float, default=[], help="teacher nll_per_point on the test split")
+    ap.add_argument("--teacher-real", action="append", type=float, default=[])
     ap.add_argument("--gpu-minutes", type=float, default=0.0)
     ap.add_argument("--cpu-minutes", type=float, default=0.0)
     ap.add_argument("--note", default="")
@@ -48,46 +51,59 @@ def main() -> int:
     save_weights(out, src.model, Config.from_dict(json.loads(ck["config"])), src.scale_factor, src.class_names,
                  half=True, extra={"step": str(step)})
     lm = load_model(out)  # score what is shipped (float16 weights)
-    test = load_npz(a.data, splits=["test"])["test"]
-    res = evaluate_model(lm, test, batch_size=100)
-    real = None
-    if a.real:
-        real = evaluate_model(lm, [d.stroke3 for d in read_ndjson(a.real)], batch_size=100)
     cfg = lm.config
     main_metric = "elbo_per_point" if cfg.conditional else "nll_per_point"
-    gap = (res[main_metric] / a.teacher - 1.0) * 100 if a.teacher else None
     bar = 3.0 if cfg.conditional else 2.0
     date = datetime.date.today().isoformat()
+
+    def at(xs: list, i: int):
+        return xs[i] if i < len(xs) else None
+
+    scored = []  # per class: (name, test result, real result, teacher, teacher_real, gap %)
+    for i, data in enumerate(a.data):
+        res = evaluate_model(lm, load_npz(data, splits=["test"])["test"], batch_size=100)
+        real = None
+        if at(a.real, i):
+            real = evaluate_model(lm, [d.stroke3 for d in read_ndjson(a.real[i])], batch_size=100)
+        teacher = at(a.teacher, i)
+        gap = (res[main_metric] / teacher - 1.0) * 100 if teacher else None
+        scored.append((Path(data).stem, res, real, teacher, at(a.teacher_real, i), gap))
 
     def f(v):
         return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
+    n_test = sum(r["n_sketches"] for _, r, *_ in scored)
     lines = [
         f"# Model card: `{a.name}`", "",
         f"{'Conditional VAE' if cfg.conditional else 'Decoder-only'} sketch-rnn, {cfg.dec_model} decoder "
         f"{cfg.dec_rnn_size}" + (f", {cfg.enc_model} encoder {cfg.enc_rnn_size}, z {cfg.z_size}" if cfg.conditional else "")
         + f", {cfg.num_mixture} mixtures, max_seq_len {cfg.max_seq_len}.", "",
-        f"- Data: `{Path(a.data).name}` ({', '.join(lm.class_names)}); "
+        f"- Data: {', '.join(f'`{Path(d).name}`' for d in a.data)} ({', '.join(lm.class_names)}); "
         "the distilled files are samples of Magenta's pretrained decoders, not human drawings.",
         f"- Training: {step} steps, config below; {a.gpu_minutes:g} GPU minutes, {a.cpu_minutes:g} CPU minutes "
         f"({platform.processor() or platform.machine()}, torch {torch.__version__}).",
         f"- Shipped as float16 safetensors ({out.stat().st_size / 1e6:.1f} MB); figures below are of these weights.",
-        f"- Measured {date} with `sketchrnn evaluate` on the whole test split ({res['n_sketches']} sketches).", "",
+        f"- Measured {date} with `sketchrnn evaluate` on the whole test split"
+        + (" of each class" if len(scored) > 1 else "") + f" ({n_test} sketches).", "",
         "| metric | this model | teacher | gap |", "|---|---|---|---|",
-        f"| {main_metric} (test) | {f(res[main_metric])} | {f(a.teacher)} | "
-        f"{'—' if gap is None else f'{gap:+.1f} % (bar: within {bar:g} %)'} |",
     ]
-    if cfg.conditional:
-        lines.append(f"| recon_nll_per_point (test, z = mu) | {f(res['recon_nll_per_point'])} | {f(a.teacher)} | must be below the teacher |")
-        lines.append(f"| L_KL (test, mean over z dims) | {f(res['L_KL'])} | | |")
-    lines.append(f"| Magenta L_R (test) | {f(res['L_R'])} | | |")
-    if real is not None:
-        lines.append(f"| {main_metric}, {real['n_sketches']} real QuickDraw drawings | {f(real[main_metric])} | "
-                     f"{f(a.teacher_real)} | |")
+    for cls, res, real, teacher, teacher_real, gap in scored:
+        tag = f"{cls} " if len(scored) > 1 else ""
+        lines.append(f"| {tag}{main_metric} (test) | {f(res[main_metric])} | {f(teacher)} | "
+                     f"{'—' if gap is None else f'{gap:+.1f} % (bar: within {bar:g} %)'} |")
+        if cfg.conditional:
+            lines.append(f"| {tag}recon_nll_per_point (test, z = mu) | {f(res['recon_nll_per_point'])} | {f(teacher)} | "
+                         "must be below the teacher |")
+            lines.append(f"| {tag}L_KL (test, mean over z dims) | {f(res['L_KL'])} | | |")
+        lines.append(f"| {tag}Magenta L_R (test) | {f(res['L_R'])} | | |")
+        if real is not None:
+            lines.append(f"| {tag}{main_metric}, {real['n_sketches']} real QuickDraw drawings | {f(real[main_metric])} | "
+                         f"{f(teacher_real)} | |")
     lines += ["", a.note, "", "Config:", "", "```json", Config.from_dict(json.loads(ck["config"])).to_json(), "```", ""]
     card = weights_dir() / f"{a.name}.md"
     card.write_text("\n".join(lines))
-    print(json.dumps({"name": a.name, "step": step, "test": res, "real": real, "gap_percent": gap}))
+    print(json.dumps({"name": a.name, "step": step, "classes": [
+        {"class": c, "test": r, "real": rr, "gap_percent": g} for c, r, rr, _, _, g in scored]}))
     return 0
 
 
