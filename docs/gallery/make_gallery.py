@@ -1,6 +1,7 @@
 """Regenerate docs/gallery/ (pictures + README.md) from the models at hand.
 
-    python docs/gallery/make_gallery.py                       # Magenta decoder-only sections
+    python docs/gallery/make_gallery.py                       # everything, from the shipped models
+    python docs/gallery/make_gallery.py --no-shipped          # Magenta decoder-only sections only
     python docs/gallery/make_gallery.py --model runs/cat/best.pt --data cat.npz
                                                               # + conditional-model sections
     python docs/gallery/make_gallery.py --cat CAT.pt --pig PIG.pt --catpig CATPIG.pt \
@@ -480,7 +481,16 @@ def _model_caveat(spec: str, notes: dict[str, str], role: str) -> str:
             return f"Model `{spec}`, measured quality: {notes[key].rstrip('.')}."
     card = weights_dir() / f"{spec}.md"
     if card.is_file():
-        return f"Shipped model `{spec}`: see its model card `sketchrnn/weights/{spec}.md` for measured quality."
+        figures = []  # the headline rows of the card: "| [class ]elbo_per_point (test) | x | teacher | gap |"
+        for line in card.read_text(encoding="utf-8").splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 4 and cells[0].endswith(("elbo_per_point (test)", "nll_per_point (test)")) \
+                    and not cells[0].startswith("recon"):
+                figures.append(f"{cells[0].replace(' (test)', '')} {cells[1]} vs the teacher's {cells[2]} "
+                               f"({cells[3].split(' (')[0]})")
+        measured = "; ".join(figures) if figures else "see the card"
+        return (f"Shipped model `{spec}` (card: `src/sketchrnn/weights/{spec}.md`), measured on the test split: "
+                f"{measured}.")
     return (f"Model `{spec}`: no quality note given (`--note {role}=TEXT`); see its model card / training "
             "metrics for measured quality before judging the pictures.")
 
@@ -776,9 +786,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--analogy", default="0,1,2", help="indices A,B,C of the analogy inputs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-magenta", action="store_true", help="skip the Magenta sections")
-    p.add_argument("--cat", help="a conditional cat VAE (checkpoint, .safetensors or shipped name)")
-    p.add_argument("--pig", help="a conditional pig VAE")
-    p.add_argument("--catpig", help="a conditional VAE trained on cat + pig")
+    p.add_argument("--cat", help="a conditional cat VAE (checkpoint, .safetensors or shipped name; "
+                   "default: the shipped `cat`)")
+    p.add_argument("--pig", help="a conditional pig VAE (default: the shipped `pig`)")
+    p.add_argument("--catpig", help="a conditional VAE trained on cat + pig (default: the shipped `catpig`)")
+    p.add_argument("--no-shipped", action="store_true",
+                   help="no defaults from the shipped models (only the sections whose models are given)")
     p.add_argument("--note", action="append", default=[], metavar="MODEL=TEXT",
                    help="quality caveat printed with a model's pictures; MODEL is cat, pig, catpig or the model as "
                         "given (repeatable; default: its model card for shipped names)")
@@ -786,6 +799,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="larger side, in data units, of the QuickDraw inputs fed to --cat/--pig/--catpig "
                         "(default 765 = 3x the 255-unit simplified files, near the distilled training data)")
     a = p.parse_args(argv)
+    if not a.no_shipped:  # one command regenerates everything from what the package ships
+        from sketchrnn.checkpoint import shipped_models
+
+        shipped = set(shipped_models())
+        for role in ("cat", "pig", "catpig"):
+            if getattr(a, role) is None and role in shipped:
+                setattr(a, role, role)
+        cat_npz = Path(a.shared) / "data" / "distilled" / "cat.npz"
+        if not a.model and "cat" in shipped and cat_npz.is_file():
+            a.model, a.data = ["cat"], [str(cat_npz)]
     notes: dict[str, str] = {}
     for item in a.note:
         key, sep, text = item.partition("=")
