@@ -507,6 +507,8 @@ class FastSampler:
                        random: tuple[np.ndarray, np.ndarray] | None) -> list[np.ndarray]:
         """The C kernel: all B sketches in one call (each weight tile read once per step)."""
         w, nm = self.w, self.native()
+        if B == 0:
+            return []
         if zt is not None:
             state0 = torch.tanh(torch.addmm(w.init_b, zt, w.init_w))  # (B, S) Eq. 3
             zc = torch.addmm(w.bias, zt, w.w_z)  # (B, 4K)
