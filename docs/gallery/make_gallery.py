@@ -1,6 +1,6 @@
 """Regenerate docs/gallery/ (pictures + README.md) from the models at hand.
 
-    python docs/gallery/make_gallery.py                       # everything, from the shipped models
+    python docs/gallery/make_gallery.py                       # Magenta + the shipped cat, pig, catpig
     python docs/gallery/make_gallery.py --no-shipped          # Magenta decoder-only sections only
     python docs/gallery/make_gallery.py --model runs/cat/best.pt --data cat.npz
                                                               # + conditional-model sections
@@ -806,9 +806,6 @@ def main(argv: list[str] | None = None) -> int:
         for role in ("cat", "pig", "catpig"):
             if getattr(a, role) is None and role in shipped:
                 setattr(a, role, role)
-        cat_npz = Path(a.shared) / "data" / "distilled" / "cat.npz"
-        if not a.model and "cat" in shipped and cat_npz.is_file():
-            a.model, a.data = ["cat"], [str(cat_npz)]
     notes: dict[str, str] = {}
     for item in a.note:
         key, sep, text = item.partition("=")
