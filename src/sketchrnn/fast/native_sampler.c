@@ -137,6 +137,27 @@ static void matvec_acc(const float *restrict w, const float *restrict u, float *
     }
 }
 
+#if SK_HAVE_AVX2
+/* out[b][j:j+8] += u[b][i:i+8] @ tile for every vector b: one 8 x 8 weight tile (rows w0..w7,
+   already in registers) applied to nb vectors */
+static inline void tile_to_vectors(__m256 w0, __m256 w1, __m256 w2, __m256 w3, __m256 w4, __m256 w5, __m256 w6,
+                                   __m256 w7, float *const *u, float *const *out, int nb, int i, int j) {
+    for (int b = 0; b < nb; b++) {
+        const float *ub = u[b] + i;
+        __m256 a = _mm256_mul_ps(_mm256_set1_ps(ub[0]), w0);
+        __m256 d = _mm256_mul_ps(_mm256_set1_ps(ub[1]), w1);
+        a = _mm256_fmadd_ps(_mm256_set1_ps(ub[2]), w2, a);
+        d = _mm256_fmadd_ps(_mm256_set1_ps(ub[3]), w3, d);
+        a = _mm256_fmadd_ps(_mm256_set1_ps(ub[4]), w4, a);
+        d = _mm256_fmadd_ps(_mm256_set1_ps(ub[5]), w5, d);
+        a = _mm256_fmadd_ps(_mm256_set1_ps(ub[6]), w6, a);
+        d = _mm256_fmadd_ps(_mm256_set1_ps(ub[7]), w7, d);
+        float *o = out[b] + j;
+        _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_add_ps(a, d)));
+    }
+}
+#endif
+
 /* out[b] += u[b] @ W for nb vectors: each weight tile is read once for all of them */
 static void matvec_acc_multi(const float *restrict w, float *const *u, float *const *out, int nb, int n_in,
                              int n_out) {
@@ -150,19 +171,7 @@ static void matvec_acc_multi(const float *restrict w, float *const *u, float *co
             const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8), w2 = _mm256_loadu_ps(w + 16);
             const __m256 w3 = _mm256_loadu_ps(w + 24), w4 = _mm256_loadu_ps(w + 32), w5 = _mm256_loadu_ps(w + 40);
             const __m256 w6 = _mm256_loadu_ps(w + 48), w7 = _mm256_loadu_ps(w + 56);
-            for (int b = 0; b < nb; b++) {
-                const float *ub = u[b] + i;
-                __m256 a = _mm256_mul_ps(_mm256_set1_ps(ub[0]), w0);
-                __m256 d = _mm256_mul_ps(_mm256_set1_ps(ub[1]), w1);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[2]), w2, a);
-                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[3]), w3, d);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[4]), w4, a);
-                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[5]), w5, d);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[6]), w6, a);
-                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[7]), w7, d);
-                float *o = out[b] + j;
-                _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_add_ps(a, d)));
-            }
+            tile_to_vectors(w0, w1, w2, w3, w4, w5, w6, w7, u, out, nb, i, j);
         }
     }
 #else
@@ -205,19 +214,7 @@ static void matvec_acc_f16_multi(const uint16_t *restrict w, float *const *u, fl
         for (int j = 0; j < n_out; j += 8, w += 64) {
             const __m256 w0 = SK_LDH(w), w1 = SK_LDH(w + 8), w2 = SK_LDH(w + 16), w3 = SK_LDH(w + 24);
             const __m256 w4 = SK_LDH(w + 32), w5 = SK_LDH(w + 40), w6 = SK_LDH(w + 48), w7 = SK_LDH(w + 56);
-            for (int b = 0; b < nb; b++) {
-                const float *ub = u[b] + i;
-                __m256 a = _mm256_mul_ps(_mm256_set1_ps(ub[0]), w0);
-                __m256 d = _mm256_mul_ps(_mm256_set1_ps(ub[1]), w1);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[2]), w2, a);
-                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[3]), w3, d);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[4]), w4, a);
-                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[5]), w5, d);
-                a = _mm256_fmadd_ps(_mm256_set1_ps(ub[6]), w6, a);
-                d = _mm256_fmadd_ps(_mm256_set1_ps(ub[7]), w7, d);
-                float *o = out[b] + j;
-                _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_add_ps(a, d)));
-            }
+            tile_to_vectors(w0, w1, w2, w3, w4, w5, w6, w7, u, out, nb, i, j);
         }
     }
 }
