@@ -238,6 +238,20 @@ def choose_backend() -> str:
     return "numpy" if torch.get_num_threads() == 1 and _openblas_threads() == 1 else "torch"
 
 
+def _per_sketch_constants(w: _Weights, z: Tensor | None, B: int) -> tuple[Tensor, Tensor, Tensor | None]:
+    """What stays fixed over a sketch: the initial state (B, S) (Eq. 3), the z-part of the
+    gate matmul plus its bias (B, 4H; hyper cell: 4Nh) and the hyper main cell's z-part (B, 4H)."""
+    if z is not None:
+        state0 = torch.tanh(torch.addmm(w.init_b, z, w.init_w))
+        zc = torch.addmm(w.bias, z, w.w_z)
+        xz = torch.mm(z, w.w_xz) if w.kind == "hyper" else None
+    else:
+        state0 = torch.zeros(B, w.state_size, dtype=w.dtype)
+        zc = w.bias.expand(B, -1).contiguous()
+        xz = torch.zeros(B, 4 * w.H, dtype=w.dtype) if w.kind == "hyper" else None
+    return state0, zc, xz
+
+
 # ----------------------------------------------------------------------------- runner
 class _Runner:
     """Per-call state buffers for a batch of B sketches and the cell step on them.
@@ -253,15 +267,7 @@ class _Runner:
         dt = w.dtype
         self.B = B
         self.width = H + Nh + 5
-        # constant (per sketch) parts: z-part of the input projection and the initial state
-        if z is not None:
-            state0 = torch.tanh(torch.addmm(w.init_b, z, w.init_w))  # (B, S) Eq. 3
-            zc = torch.addmm(w.bias, z, w.w_z)  # (B, 4H) or hyper cell (B, 4Nh)
-            self.xz = torch.mm(z, w.w_xz) if w.kind == "hyper" else None  # (B, 4H)
-        else:
-            state0 = torch.zeros(B, w.state_size, dtype=dt)
-            zc = w.bias.expand(B, -1).contiguous()
-            self.xz = torch.zeros(B, 4 * H, dtype=dt) if w.kind == "hyper" else None
+        state0, zc, self.xz = _per_sketch_constants(w, z, B)
         self.zc = zc
         self.u = torch.zeros(B, self.width, dtype=dt)  # [h | hyper_h | x5]
         self.c = state0[:, :H].contiguous()
@@ -509,14 +515,7 @@ class FastSampler:
         w, nm = self.w, self.native()
         if B == 0:
             return []
-        if zt is not None:
-            state0 = torch.tanh(torch.addmm(w.init_b, zt, w.init_w))  # (B, S) Eq. 3
-            zc = torch.addmm(w.bias, zt, w.w_z)  # (B, 4K)
-            xz = torch.mm(zt, w.w_xz) if w.kind == "hyper" else None  # (B, 4H)
-        else:
-            state0 = torch.zeros(B, w.state_size)
-            zc = w.bias.expand(B, -1)
-            xz = torch.zeros(B, 4 * w.H) if w.kind == "hyper" else None
+        state0, zc, xz = _per_sketch_constants(w, zt, B)
         state0, zc = (np.ascontiguousarray(a.numpy(), np.float32) for a in (state0, zc))
         xz = None if xz is None else np.ascontiguousarray(xz.numpy(), np.float32)
         p5 = None
