@@ -153,7 +153,7 @@ def numerics(cell: str, args, device: torch.device, enc: str) -> list[dict]:
              "grad_rel_err_vs_fp64": max(_rel(a, b) for a, b in zip(g32, g64)),
              "loss_rel_err_vs_ref32": 0.0, "grad_rel_err_vs_ref32": 0.0}]
     for variant in VARIANTS[1:]:
-        if variant in CUDA_ONLY and device.type != "cuda":
+        if variant not in args.variant_list or (variant in CUDA_ONLY and device.type != "cuda"):
             continue
         configure_fast(variant)
         with precision(variant, device):
@@ -211,7 +211,7 @@ def time_variant(cell: str, B: int, variant: str, args, device: torch.device, en
     batches = [make_batch(B, args.seq_len, device, seed=s) for s in range(2)]
     n_steps = args.ref_steps if variant == "reference" else args.steps
     t0 = time.perf_counter()
-    for i in range(args.warmup):
+    for i in range(args.ref_warmup if variant == "reference" else args.warmup):
         step(*batches[i % 2])
     sync(device)
     warm_s = time.perf_counter() - t0
@@ -277,6 +277,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed steps per fast variant")
     ap.add_argument("--ref-steps", type=int, default=5, help="timed steps of the reference")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps (compile / capture happen here)")
+    ap.add_argument("--ref-warmup", type=int, default=1, help="untimed steps of the reference")
+    ap.add_argument("--order", choices=("priority", "table"), default="priority",
+                    help="priority: reference and fast rows of every cell, then the big batch's fast rows, then the "
+                         "other variants; table: cell by cell")
     ap.add_argument("--sections", default="numerics,timing,big", help="any of numerics,timing,big")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--budget-s", type=float, default=540.0)
@@ -293,6 +297,7 @@ def main() -> None:
         torch.set_num_threads(1)
     sections = set(args.sections.split(","))
     variants = [v for v in args.variants.split(",") if v in VARIANTS and (device.type == "cuda" or v not in CUDA_ONLY)]
+    args.variant_list = variants
     cells = [c for c in args.cells.split(",") if c]
     out_path = args.json_out or (os.path.join(os.environ["OUT"], "bench_train.json") if os.environ.get("OUT") else None)
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
@@ -333,6 +338,13 @@ def main() -> None:
         print(f"\n## training step (zero_grad, losses, backward, finite check, clip, Adam)\n"
               f"{'cell':>10} | {'B':>5} | {'variant':>12} | {'ms/step':>9} | {'min':>8} | {'sketches/s':>10} | "
               f"{'vs ref':>7} | accel", flush=True)
+    if args.order == "priority":  # what the targets need first, so a budget cut falls on the rest
+        def prio(job: tuple[str, int, str]) -> int:
+            _, B, v = job
+            if B == args.batch:
+                return 0 if v in ("reference", "fast") else 2
+            return 1 if v in ("fast", "fast+tf32") else 3
+        jobs.sort(key=prio)  # stable: cells keep their order within a rank
     ref_ms: dict[tuple[str, int], float] = {}
     for cell, B, variant in jobs:
         if over_budget(f"timing {cell} B={B} {variant}"):
@@ -355,6 +367,22 @@ def main() -> None:
             ratio = f"{row['ratio_to_reference']:.1f}x" if "ratio_to_reference" in row else "-"
             print(f"{cell:>10} | {B:5d} | {variant:>12} | {row['ms_per_step']:9.2f} | {row['ms_min']:8.2f} | "
                   f"{row['sketches_per_s']:10.1f} | {ratio:>7} | {'; '.join(row.get('accel', []))}", flush=True)
+    if jobs:  # ratios for rows timed before their reference, and the table in cell / variant order
+        for row in res["timing"]:
+            if "ms_per_step" in row and (row["cell"], row["batch"]) in ref_ms:
+                row["ratio_to_reference"] = round(ref_ms[(row["cell"], row["batch"])] / row["ms_per_step"], 2)
+        order = {(c, v): i for i, (c, v) in enumerate((c, v) for c in CELLS for v in VARIANTS)}
+        res["timing"].sort(key=lambda r: (r["batch"], order.get((r["cell"], r["variant"]), 999)))
+        save()
+        print("\n## summary", flush=True)
+        for row in res["timing"]:
+            if "error" in row:
+                print(f"{row['cell']:>10} | {row['batch']:5d} | {row['variant']:>12} | ERROR {row['error']}", flush=True)
+                continue
+            ratio = f"{row['ratio_to_reference']:.1f}x" if "ratio_to_reference" in row else "-"
+            print(f"{row['cell']:>10} | {row['batch']:5d} | {row['variant']:>12} | {row['ms_per_step']:9.2f} | "
+                  f"{row['ms_min']:8.2f} | {row['sketches_per_s']:10.1f} | {ratio:>7} | "
+                  f"{'; '.join(row.get('accel', []))}", flush=True)
     if "numerics" in sections:
         print("\n## numerics (same masks and noise; relative errors)\n"
               f"{'cell':>10} | {'variant':>16} | {'loss vs fp64':>12} | {'grad vs fp64':>12} | "

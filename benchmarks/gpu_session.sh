@@ -1,63 +1,102 @@
 #!/usr/bin/env bash
-# All GPU work of one session (15 device-minutes in all, start-up included), in two calls.
+# All GPU work of one session (15 device-minutes in all, start-up included).
 #
+# The machine goes back 30 s after a call returns, so a session does everything in ONE call:
+#   MODEL=cat_vae_layer_norm DATA=gpu_data/cat.npz bash benchmarks/gpu_session.sh all
+#       what the first H100 session (2026-11-26) left open: GPU tests, GPU numerics of the fast
+#       paths vs the reference, GPU batched sampling, a kernel profile of the fast LSTM step
+#       (~5 min), then a training chunk of configs/$MODEL.json for whatever is left of
+#       SESSION_S (default 575 s) — give run() timeout_s = SESSION_S + 25.
 #   bash benchmarks/gpu_session.sh checks
 #       ~8 min: GPU tests, training-step benchmark (every variant, numerics), batched sampling
-#       on GPU and CPU, the single-GPU torchrun == plain check. Results: $OUT/*.txt|json.
+#       on GPU and CPU, the single-GPU torchrun == plain check.
 #   MODEL=cat_vae_layer_norm DATA=gpu_data/cat.npz MINUTES=4 bash benchmarks/gpu_session.sh train
-#       a resumable training chunk of configs/$MODEL.json: starts from checkpoints/$MODEL/last.pt
-#       when it exists, stops after $MINUTES, writes $OUT/last.pt (compact resume checkpoint,
-#       <= 16 MB: commit it as checkpoints/$MODEL/last.pt), $OUT/metrics.csv, $OUT/best.safetensors.
+#       a resumable training chunk: starts from checkpoints/$MODEL/last.pt when it exists, stops
+#       after $MINUTES, writes $OUT/last.pt (compact resume checkpoint, <= 16 MB: commit it as
+#       checkpoints/$MODEL/last.pt), $OUT/metrics.csv, $OUT/best.safetensors.
+# Results: $OUT/log.txt (every step's output, with its rc and time), $OUT/bench_train.json,
+# $OUT/bench_sample.json and the training files: at most 8 files come back from a call.
 #
 # Data: ../shared does not travel to the GPU machine. Copy what the chunk needs into a folder
 # the repo ignores and carry it, e.g. (here, before the call)
-#   mkdir -p gpu_data && cp ../shared/data/distilled/cat.npz gpu_data/ && echo gpu_data >> .git/info/exclude
-# and call run(..., carry=["gpu_data"]) (the working tree travels with a 64 MiB limit).
+#   python benchmarks/make_gpu_data.py cat     # gpu_data/cat.npz: 40,000 train sketches, 19.5 MiB
+#   grep -qx gpu_data .git/info/exclude || echo gpu_data >> .git/info/exclude
+# and call run(..., carry=["gpu_data"]) (the working tree travels with a 64 MiB limit: with the
+# checkpoints in git, a class's full .npz does not fit; a subset of its train split does).
 # Predictions and outcomes go in benchmarks/NOTES_gpu.md.
 set -uo pipefail
 OUT=${OUT:-/tmp/sketchrnn-gpu-out}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
+# no package index there: run from the source tree (torchrun's workers inherit this)
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
-python3 -c "import sketchrnn" 2>/dev/null || $PY -m pip install -q -e . --no-deps
+LOG="$OUT/log.txt"
+TMP=$(mktemp -d)
 
-step() {  # step SECONDS NAME CMD...: run with a time limit, keep the output's tail in $OUT/NAME.txt
+step() {  # step SECONDS NAME CMD...: run with a time limit; its output's tail goes to $LOG
   local limit=$1 name=$2
   shift 2
   local t0=$SECONDS
-  timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
+  timeout "$limit" "$@" > "$TMP/$name.txt" 2>&1
   local rc=$?
-  echo "[$name] rc=$rc in $((SECONDS - t0)) s (limit $limit s)" | tee -a "$OUT/session.txt"
-  tail -c 200000 "$OUT/$name.txt" > "$OUT/$name.tmp" && mv "$OUT/$name.tmp" "$OUT/$name.txt"
+  { echo; echo "===== $name: rc=$rc in $((SECONDS - t0)) s (limit $limit s)"; tail -c 60000 "$TMP/$name.txt"; } >> "$LOG"
+  echo "[$name] rc=$rc in $((SECONDS - t0)) s (limit $limit s)"
+}
+
+checks() {  # checks TESTS_S BENCH_BUDGET_S SAMPLE_S TORCHRUN_S
+  { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+    cc --version | head -1; nproc; } >> "$LOG" 2>&1
+  step "$1" gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py
+  step "$(( $2 + 60 ))" bench_train $PY benchmarks/bench_train.py --budget-s "$2" --json-out "$OUT/bench_train.json"
+  step "$3" bench_sample $PY benchmarks/bench_sample.py --batch 1000 --repeats 1 --json-out "$OUT/bench_sample.json"
+  step "$4" torchrun_check bash benchmarks/gpu_torchrun_check.sh
+}
+
+train() {  # train MINUTES LIMIT_S
+  MODEL=${MODEL:?set MODEL, e.g. cat_vae_layer_norm (configs/MODEL.json)}
+  local RUN=runs/$MODEL
+  mkdir -p "$RUN"
+  local ARGS=(--config "configs/$MODEL.json" --out "$RUN" --device "${DEVICE:-cuda}" --max-minutes "$1" --no-progress)
+  [ -n "${DATA:-}" ] && ARGS+=(--data $DATA)
+  if [ -f "checkpoints/$MODEL/last.pt" ] && [ ! -f "$RUN/last.pt" ]; then
+    cp "checkpoints/$MODEL/last.pt" "$RUN/last.pt"
+  fi
+  [ -f "$RUN/last.pt" ] && ARGS+=(--resume)
+  step "$2" train $PY -m sketchrnn train "${ARGS[@]}"
+  step 60 compact $PY -m sketchrnn compact-checkpoint "$RUN/last.pt" --out "$OUT/last.pt" --max-mb 16
+  cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null
+  [ -f "$RUN/best.pt" ] && step 60 export $PY -m sketchrnn export "$RUN/best.pt" --out "$OUT/best.safetensors"
 }
 
 case "${1:-}" in
   checks)
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/session.txt" 2>&1
-    $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" >> "$OUT/session.txt"
-    step 170 gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py
-    step 230 bench_train $PY benchmarks/bench_train.py --budget-s 200 --json-out "$OUT/bench_train.json"
-    step 70 bench_sample $PY benchmarks/bench_sample.py --batch 1000 --repeats 1 --json-out "$OUT/bench_sample.json"
-    step 80 torchrun_check bash benchmarks/gpu_torchrun_check.sh
+    checks 170 200 70 80
     ;;
   train)
-    MODEL=${MODEL:?set MODEL, e.g. cat_vae_layer_norm (configs/MODEL.json)}
     MINUTES=${MINUTES:-4}
-    RUN=runs/$MODEL
-    mkdir -p "$RUN"
-    ARGS=(--config "configs/$MODEL.json" --out "$RUN" --device "${DEVICE:-cuda}" --max-minutes "$MINUTES" --no-progress)
-    [ -n "${DATA:-}" ] && ARGS+=(--data $DATA)
-    if [ -f "checkpoints/$MODEL/last.pt" ] && [ ! -f "$RUN/last.pt" ]; then
-      cp "checkpoints/$MODEL/last.pt" "$RUN/last.pt"
+    train "$MINUTES" "$(python3 -c "print(int(float('$MINUTES') * 60) + 120)")"
+    ;;
+  all)
+    T_END=$((SECONDS + ${SESSION_S:-575}))
+    { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+      $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } >> "$LOG" 2>&1
+    step 110 gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py
+    step 150 numerics $PY benchmarks/bench_train.py --sections numerics --variants reference,fast-eager,fast,fast+tf32 \
+      --budget-s 100 --json-out "$OUT/bench_train.json"
+    step 45 bench_sample $PY benchmarks/bench_sample.py --batch 1000 --repeats 1 --json-out "$OUT/bench_sample.json"
+    step 60 profile $PY benchmarks/profile_gpu.py --cell lstm --json-out "$OUT/profile_lstm.json"
+    LEFT=$((T_END - SECONDS - 45))  # compaction and export after the chunk
+    if [ -n "${MODEL:-}" ] && [ "$LEFT" -ge 90 ]; then
+      train "$(python3 -c "print(round(($LEFT - 50) / 60, 2))")" "$LEFT"
+    else
+      echo "no training chunk: ${LEFT} s left (MODEL=${MODEL:-unset})" | tee -a "$LOG"
     fi
-    [ -f "$RUN/last.pt" ] && ARGS+=(--resume)
-    step "$(python3 -c "print(int(float('$MINUTES') * 60) + 120)")" train $PY -m sketchrnn train "${ARGS[@]}"
-    step 60 compact $PY -m sketchrnn compact-checkpoint "$RUN/last.pt" --out "$OUT/last.pt" --max-mb 16
-    cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null
-    [ -f "$RUN/best.pt" ] && step 60 export $PY -m sketchrnn export "$RUN/best.pt" --out "$OUT/best.safetensors"
     ;;
   *)
-    sed -n '2,20p' "$0"
+    sed -n '2,23p' "$0"
     exit 2
     ;;
 esac
+rm -rf "$TMP"

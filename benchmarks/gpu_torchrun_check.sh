@@ -6,7 +6,9 @@
 #
 # 1. `sketchrnn train` plain, and `torchrun --nproc-per-node 1 -m sketchrnn train` with the
 #    same config, deterministic algorithms on: the two last.pt must hold identical weights
-#    (world size 1 under torchrun is the plain computation inside DDP).
+#    (world size 1 under torchrun is the plain computation inside DDP). Once per value of
+#    train.fast in $FAST_MODES (default "true false"): DDP wraps the same losses the plain run
+#    uses (the fused fast path, or the plain reference model).
 # 2. If 2+ GPUs are visible (or DEVICE=cpu): `torchrun --nproc-per-node 2` on a deterministic
 #    model (decoder-only, no dropout, no augmentation) must match the plain run on the same
 #    global batch within float tolerance.
@@ -14,7 +16,7 @@
 # (or pass ../shared/data/sketchrnn/aaron_sheep.npz).
 set -euo pipefail
 DEVICE=${DEVICE:-cuda}
-STEPS=${STEPS:-40}
+STEPS=${STEPS:-20}
 PY=${PYTHON:-python3}
 WORK=$(mktemp -d -t sketchrnn-gpucheck-XXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -43,15 +45,19 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
-$PY -m sketchrnn train "${COMMON[@]}" --out "$WORK/plain" > /dev/null
-$PY -m torch.distributed.run --nproc-per-node 1 --master-port 29541 -m sketchrnn train "${COMMON[@]}" \
-    --out "$WORK/torchrun1" > /dev/null
-compare "$WORK/plain/last.pt" "$WORK/torchrun1/last.pt" 0 "torchrun --nproc-per-node 1 == plain ($DEVICE)"
+for FAST in ${FAST_MODES:-true false}; do
+  $PY -m sketchrnn train "${COMMON[@]}" train.fast=$FAST --out "$WORK/plain_$FAST" > /dev/null
+  $PY -m torch.distributed.run --nproc-per-node 1 --master-port 29541 -m sketchrnn train "${COMMON[@]}" \
+      train.fast=$FAST --out "$WORK/torchrun1_$FAST" > /dev/null
+  compare "$WORK/plain_$FAST/last.pt" "$WORK/torchrun1_$FAST/last.pt" 0 \
+      "torchrun --nproc-per-node 1 == plain ($DEVICE, train.fast=$FAST)" || FAILED=1
+done
 
 NGPU=$($PY -c "import torch; print(torch.cuda.device_count())")
 if [ "$DEVICE" = cpu ] || [ "$NGPU" -ge 2 ]; then
   $PY -m sketchrnn train "${COMMON[@]}" "${EXACT[@]}" --out "$WORK/plain_exact" > /dev/null
   $PY -m torch.distributed.run --nproc-per-node 2 --master-port 29542 -m sketchrnn train "${COMMON[@]}" \
       "${EXACT[@]}" --out "$WORK/torchrun2" > /dev/null
-  compare "$WORK/plain_exact/last.pt" "$WORK/torchrun2/last.pt" 1e-4 "torchrun --nproc-per-node 2 ~= plain ($DEVICE)"
+  compare "$WORK/plain_exact/last.pt" "$WORK/torchrun2/last.pt" 1e-4 "torchrun --nproc-per-node 2 ~= plain ($DEVICE)" || FAILED=1
 fi
+exit "${FAILED:-0}"

@@ -70,16 +70,18 @@ WORKER = textwrap.dedent('''
 
     # job 3: rank 1 alone sees a non-finite loss at step 1 (gradients stay finite)
     tr = Trainer(cfg(data, exact, "train.num_steps=3"), f"{out}/skip", progress=False)
-    orig = tr.model.losses
+    loss_module = tr._ddp.module  # what DDP runs: the fast or the plain losses
+    orig = loss_module.forward
     def poisoned(*a, **k):
         o = orig(*a, **k)
         if tr.step == 1:
             o["L_R"] = o["L_R"] + torch.tensor(float("nan"))
         return o
     if rank == 1:
-        tr.model.losses = poisoned
+        loss_module.forward = poisoned
     tr.fit()
-    torch.save({"w": tr.model.state_dict(), "bad": tr.bad_total}, f"{out}/skip_rank{rank}.pt")
+    torch.save({"w": tr.model.state_dict(), "bad": tr.bad_total, "fast": loss_module.fast},
+               f"{out}/skip_rank{rank}.pt")
 ''')
 
 
@@ -186,6 +188,7 @@ def test_non_finite_step_is_skipped_on_every_rank(two_ranks):
     a = torch.load(two_ranks / "skip_rank0.pt", weights_only=True)
     b = torch.load(two_ranks / "skip_rank1.pt", weights_only=True)
     assert a["bad"] == b["bad"] == 1
+    assert a["fast"] and b["fast"]  # DDP wraps the fused fast path (train.fast defaults to true)
     for k in a["w"]:
         assert torch.equal(a["w"][k], b["w"][k]), k
 

@@ -22,8 +22,8 @@ from .errors import DataError, ModelFileError
 __all__ = ["load_model", "sample", "encode", "reconstruct", "decode", "prepare_input"]
 
 
-def _generator(seed: int | None) -> torch.Generator:
-    g = torch.Generator(device="cpu")
+def _generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
     if seed is None:
         g.seed()
     else:
@@ -117,7 +117,7 @@ def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, te
         b = int(n or 1)
     max_len = int(max_len or cfg.max_seq_len)
     cids = _class_ids(loaded, class_id, b, dev)
-    gen = _generator(seed)
+    gen = _generator(seed, dev if dev.type == "cuda" else "cpu")  # draws happen where the model is
     if fast and dev.type == "cpu" and cids is None:
         from .fast.sampler import get_sampler, supports
 
@@ -136,8 +136,8 @@ def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, te
             _, state = model.decoder.step(x, zt, state, class_ids=cids)
             x = p5[t + 1].expand(b, 5).clone()
     pts = torch.zeros(b, max_len, 3, dtype=torch.float32)
-    ends = torch.full((b,), max_len, dtype=torch.long)
-    done = torch.zeros(b, dtype=torch.bool)
+    ends = torch.full((b,), max_len, dtype=torch.long)  # host-side bookkeeping
+    done = torch.zeros(b, dtype=torch.bool, device=dev)  # beside pen_idx (on the model's device)
     for t in range(max_len):
         out, state = model.decoder.step(x, zt, state, class_ids=cids)
         params = split_params(out)

@@ -290,21 +290,29 @@ class ShardedLoader(EpochLoader):
 
 
 class LossModule(nn.Module):
-    """``model.losses`` as a forward pass, so DistributedDataParallel can wrap it."""
+    """The training losses as a forward pass, so DistributedDataParallel can wrap them: the
+    fused fast path (:func:`sketchrnn.fast.decoder.fast_losses`; on CUDA with graph-captured
+    recurrences) when ``fast``, else ``model.losses`` (the plain reference). Both return the
+    same dict; DDP's gradient hooks sit on the parameters either way."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, fast: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.fast = bool(fast)
 
     def forward(self, strokes: torch.Tensor, lengths: torch.Tensor, kl_tolerance: float,
                 class_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         kw = {"class_ids": class_ids} if class_ids is not None else {}
+        if self.fast:
+            from .fast.decoder import fast_losses
+
+            return fast_losses(self.model, strokes, lengths, kl_tolerance=kl_tolerance, **kw)
         return self.model.losses(strokes, lengths, kl_tolerance=kl_tolerance, **kw)
 
 
-def wrap_ddp(model: nn.Module, env: DistEnv) -> nn.Module:
+def wrap_ddp(model: nn.Module, env: DistEnv, fast: bool = False) -> nn.Module:
     """DistributedDataParallel around :class:`LossModule` (every parameter is used each step)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [env.device.index] if env.device.type == "cuda" else None
-    return DDP(LossModule(model), device_ids=ids, output_device=env.device.index if ids else None)
+    return DDP(LossModule(model, fast=fast), device_ids=ids, output_device=env.device.index if ids else None)

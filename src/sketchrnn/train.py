@@ -172,7 +172,7 @@ class Trainer:
             self._restore(ck)
         self.dist.on_main(self._check_disk_space)  # a full disk is found now, not at the first save
         # DDP (process group in use): LossModule(model) wrapped; self.model stays the plain module
-        self._ddp = wrap_ddp(self.model, self.dist) if self.dist.enabled else None
+        self._ddp = wrap_ddp(self.model, self.dist, fast=self._use_fast) if self.dist.enabled else None
 
     def lr_factor(self) -> float:
         """1, or a linear warm-up over LR_RESTART_WARMUP steps after resuming without Adam's
@@ -297,7 +297,7 @@ class Trainer:
 
     @property
     def _use_fast(self) -> bool:
-        if not self.cfg.train.fast or self._ddp is not None:
+        if not self.cfg.train.fast:
             return False
         from .fast.decoder import supports
 

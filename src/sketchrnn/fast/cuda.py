@@ -140,7 +140,7 @@ def run_sequence_accelerated(seq: Any, xp: Any, state0: tuple[Tensor, ...], mask
     key = _key(tag, seq, flat, masks)
     fn = _GRAPHS.get(key)
     if fn is None:
-        fn = _capture(key, flat, rebuild, pw, len(flat) - len(seq.params))
+        fn = _capture(key, flat, rebuild, pw)
     if isinstance(fn, str):  # a fallback marker
         if fn == "compile" and pw is not None:
             return run_sequence(seq, xp, state0, masks, pointwise=pw)
@@ -149,9 +149,40 @@ def run_sequence_accelerated(seq: Any, xp: Any, state0: tuple[Tensor, ...], mask
     return out[0], tuple(out[1:])
 
 
-def _capture(key: tuple, flat: list[Tensor], rebuild: Callable, pw: dict | None, n_dyn: int) -> Any:
-    """Capture the recurrence (forward and backward) as CUDA graphs; on failure store a marker.
-    ``flat[:n_dyn]`` are per-step tensors (inputs, states, masks), the rest parameters."""
+def _capture_guard(device: torch.device) -> tuple[Any, Any]:
+    """What a failed capture leaves broken, saved before it: the current stream (torch's graph
+    context does not switch back when ``capture_end`` raises) and the CUDA generator's state
+    (it stays marked "capturing": every later random draw fails)."""
+    if device.type != "cuda":  # the CPU stand-in of the tests
+        return None, None
+    stream0 = torch.cuda.current_stream(device)
+    try:
+        rng = torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+        return stream0, (rng, rng.clone_state())
+    except Exception:  # pragma: no cover - older torch without graph-safe generator states
+        return stream0, None
+
+
+def _recover_from_failed_capture(device: torch.device, stream0: Any, rng: Any) -> None:  # pragma: no cover - GPU only
+    if stream0 is None:
+        return
+    torch.cuda.set_stream(stream0)
+    if rng is not None:
+        gen, saved = rng
+        try:
+            gen.graphsafe_set_state(saved)
+        except Exception as e:
+            warnings.warn(f"sketchrnn.fast: could not restore the CUDA random generator after a failed capture ({e})")
+    try:
+        torch.cuda.synchronize(device)
+        torch.randn(1, device=device)
+    except Exception as e:
+        warnings.warn(f"sketchrnn.fast: CUDA state after a failed graph capture is unusable "
+                      f"({type(e).__name__}: {str(e).splitlines()[0][:200]})")
+
+
+def _capture(key: tuple, flat: list[Tensor], rebuild: Callable, pw: dict | None) -> Any:
+    """Capture the recurrence (forward and backward) as CUDA graphs; on failure store a marker."""
     from .decoder import run_sequence
 
     attempts = [("graph+compile", pw)] if pw is not None else []
@@ -162,16 +193,18 @@ def _capture(key: tuple, flat: list[Tensor], rebuild: Callable, pw: dict | None,
             hs, fin = run_sequence(seq, xp, st, m, pointwise=_fns)
             return (hs, *fin)
 
-        # static inputs: the parameters themselves (same memory every step: no copy at replay);
-        # detached copies of the per-step tensors (copied into at replay; the first step's
-        # autograd graph is not kept alive)
-        sample = [t.detach().clone().requires_grad_(t.requires_grad) if i < n_dyn else t for i, t in enumerate(flat)]
+        # every input, parameters included, as a fresh detached leaf: the captured autograd graph
+        # must not reach the caller's (the parameters' AccumulateGrad nodes live on the default
+        # stream; touching them from the capture stream breaks the capture). At replay each
+        # input is copied into its static slot (the weights too: a few MB, microseconds), so
+        # another model with the same shapes is safe as well.
+        sample = [t.detach().clone().requires_grad_(t.requires_grad) for t in flat]
+        stream0, rng = _capture_guard(flat[0].device)
         try:
             graphed = torch.cuda.make_graphed_callables(recurrence, tuple(sample), num_warmup_iters=3,
                                                         allow_unused_input=True)
         except Exception as e:  # pragma: no cover - GPU only
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            _recover_from_failed_capture(flat[0].device, stream0, rng)
             warnings.warn(f"sketchrnn.fast: CUDA graph capture ({name}) of the {key[0]} recurrence failed "
                           f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); falling back")
             continue
