@@ -12,7 +12,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import DataError, SketchRNNError
 
@@ -121,12 +121,18 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     lm = load_model(a.model, device=a.device)
     sk = read_sketches(a.data, a.split, a.limit)
     res = evaluate_model(lm, sk, batch_size=a.batch_size, seed=a.seed, device=a.device)
-    if a.json:
-        print(json.dumps(res))
-    else:
-        for k, v in res.items():
-            print(f"{k:>20}: {v if v is None or isinstance(v, int) else f'{v:.4f}'}")
+    _print_record(res, a.json, lambda v: v if v is None or isinstance(v, int) else f"{v:.4f}")
     return 0
+
+
+def _print_record(rec: dict, as_json: bool, fmt: Callable[[Any], Any] = str) -> None:
+    """One JSON object, or one aligned ``key: value`` line per entry."""
+    if as_json:
+        print(json.dumps(rec))
+        return
+    width = max(map(len, rec), default=0)
+    for k, v in rec.items():
+        print(f"{k:>{width}}: {fmt(v)}")
 
 
 # --------------------------------------------------------------------------- sample
@@ -283,11 +289,7 @@ def cmd_info(a: argparse.Namespace) -> int:
         "native_cache": str(native.cache_dir()),
         "shipped_models": shipped_models(),
     }
-    if a.json:
-        print(json.dumps(info))
-    else:
-        for k, v in info.items():
-            print(f"{k:>15}: {(', '.join(v) or 'none') if isinstance(v, list) else v}")
+    _print_record(info, a.json, lambda v: (", ".join(v) or "none") if isinstance(v, list) else v)
     return 0
 
 
