@@ -231,3 +231,30 @@ def test_compact_checkpoint_refuses_what_cannot_fit(tmp_path, shapes_npz, capsys
     err = capsys.readouterr().err
     assert rc != 0 and "weights alone" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_time_limited_chunk_stops_validates_and_resumes(tmp_path, shapes_npz, monkeypatch):
+    """train.max_minutes: the chunk stops at the first step past the limit, validates there
+    (best.pt reflects its last step even between eval_every), saves, and --resume goes on."""
+    import csv
+
+    import sketchrnn.train as train_mod
+
+    clock = {"t": 1000.0}
+
+    def fake_time() -> float:  # every call advances 1 s: the limit (0.05 min = 3 s) passes early
+        clock["t"] += 1.0
+        return clock["t"]
+
+    monkeypatch.setattr(train_mod.time, "time", fake_time)
+    cfg = tiny_cfg(shapes_npz, "train.num_steps=50", "train.eval_every=40", "train.save_every=40",
+                   "train.max_minutes=0.05")
+    res = Trainer(cfg, tmp_path / "run", progress=False).fit()
+    stopped = res["step"]
+    assert 0 < stopped < 40  # stopped by the clock, before any regular validation
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert rows[-1]["step"] == str(stopped) and rows[-1]["valid_loss"] != ""
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["step"] == stopped
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == stopped
+    again = Trainer(cfg, tmp_path / "run", resume=True, progress=False).fit()
+    assert again["step"] > stopped

@@ -476,7 +476,12 @@ class Trainer:
                         bar.set_postfix(loss=f"{loss:.3f}", kl=f"{kl:.3f}", lr=f"{learning_rate_at(cfg, self.step):.2g}",
                                         sk_s=f"{n_log / dt:.0f}")
                     stats, t_log, n_log = _Stats(), time.time(), 0
-                if self.step % cfg.train.eval_every == 0 or self.step == target:
+                # a chunk cut by train.max_minutes ends with a validation too, so that best.pt
+                # reflects its last steps (a short GPU chunk would otherwise lose up to eval_every)
+                stop_time = cfg.train.max_minutes > 0 and (time.time() - t_start) > 60 * cfg.train.max_minutes
+                if cfg.train.max_minutes > 0 and self.dist.enabled:
+                    stop_time = bool(self.dist.broadcast_object(stop_time))  # rank 0's clock decides for all
+                if self.step % cfg.train.eval_every == 0 or self.step == target or stop_time:
                     v = self.validate()
                     row = row or {"step": self.step}
                     row.update({k: f"{val:.5f}" for k, val in v.items()})
@@ -487,9 +492,6 @@ class Trainer:
                 if row is not None:
                     writer.writerow(row)
                     mf.flush()
-                stop_time = cfg.train.max_minutes > 0 and (time.time() - t_start) > 60 * cfg.train.max_minutes
-                if cfg.train.max_minutes > 0 and self.dist.enabled:
-                    stop_time = bool(self.dist.broadcast_object(stop_time))  # rank 0's clock decides for all
                 if self.step % cfg.train.save_every == 0 or self.step == target or stop_time:
                     self.save()
                 if bar is not None:
