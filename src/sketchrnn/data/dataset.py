@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import DataError
-from .augment import augment_strokes, random_scale
+from .augment import augment_batch
 from .npz import load_npz
-from .strokes import to_stroke5
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -232,6 +231,8 @@ def stroke5_batch(flat: np.ndarray, lengths: np.ndarray, max_seq_len: int, scale
     """Clamped stroke-3 rows of B sketches (concatenated) -> (B, T+1, 5) float32 stroke-5:
     start token, offsets / scale, pen one-hot, end padding rows (vectorised :func:`to_stroke5`)."""
     n, t = len(lengths), int(max_seq_len)
+    if n and int(lengths.max()) > t:  # rows would spill into the next sketch
+        raise DataError(f"sketch has {int(lengths.max())} points, more than max_seq_len={t}; raise max_seq_len or drop it")
     out = np.zeros((n, t + 1, 5), dtype=np.float32)  # (B, T+1, 5)
     out[:, 0, 2] = 1.0  # start token (0, 0, 1, 0, 0)
     out[:, 1:, 4] = np.arange(1, t + 1)[None, :] > lengths[:, None]  # end padding rows L+1..T
@@ -360,15 +361,8 @@ class BatchLoader(EpochLoader):
             strokes = self.padded[idx]  # (B, T+1, 5) gather (a copy)
             lengths = self.lengths[idx]
         else:
-            strokes = np.empty((len(idx), self.max_seq_len + 1, 5), dtype=np.float32)
-            lengths = np.empty(len(idx), dtype=np.int64)
-            for j, i in enumerate(idx):
-                s = self.data.strokes[i]
-                if self.random_scale_factor > 0:
-                    s = random_scale(s, self.random_scale_factor, self.sampler.aug_rng)
-                if self.augment_stroke_prob > 0:
-                    s = augment_strokes(s, self.augment_stroke_prob, self.sampler.aug_rng)
-                strokes[j] = to_stroke5(s, self.max_seq_len, self.scale_factor)
-                lengths[j] = len(s)
+            flat, lengths = augment_batch([self.data.strokes[i] for i in idx], self.random_scale_factor,
+                                          self.augment_stroke_prob, self.sampler.aug_rng)
+            strokes = stroke5_batch(flat, lengths, self.max_seq_len, self.scale_factor)  # (B, T+1, 5)
         return Batch(torch.from_numpy(strokes), torch.from_numpy(lengths),
                      torch.from_numpy(self.class_ids[idx]))

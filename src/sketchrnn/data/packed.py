@@ -46,9 +46,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ..errors import DataError
-from .augment import augment_strokes, random_scale
+from .augment import augment_batch
 from .dataset import Batch, EpochLoader, EpochSampler, check_loader_args, stroke5_batch
-from .strokes import to_stroke5
 
 __all__ = [
     "PACKED_FORMAT",
@@ -570,15 +569,7 @@ class PackedBatchLoader(EpochLoader):
         idx = np.where(idx < 0, idx + n, idx)
         if not self.augment:
             return self._plain(idx)
-        rng = self.sampler.aug_rng
-        strokes = np.empty((len(idx), self.max_seq_len + 1, 5), dtype=np.float32)  # (B, T+1, 5)
-        lengths = np.empty(len(idx), dtype=np.int64)
-        for j, i in enumerate(idx):
-            s = self.data.get(int(i))
-            if self.random_scale_factor > 0:
-                s = random_scale(s, self.random_scale_factor, rng)
-            if self.augment_stroke_prob > 0:
-                s = augment_strokes(s, self.augment_stroke_prob, rng)
-            strokes[j] = to_stroke5(s, self.max_seq_len, self.scale_factor)
-            lengths[j] = len(s)
+        flat, lengths = augment_batch([self.data.get(int(i)) for i in idx], self.random_scale_factor,
+                                      self.augment_stroke_prob, self.sampler.aug_rng)
+        strokes = stroke5_batch(flat, lengths, self.max_seq_len, self.scale_factor)  # (B, T+1, 5)
         return Batch(torch.from_numpy(strokes), torch.from_numpy(lengths), torch.from_numpy(self.class_ids[idx]))
