@@ -68,6 +68,9 @@ train() {  # train MINUTES LIMIT_S
   step 60 compact $PY -m sketchrnn compact-checkpoint "$RUN/last.pt" --out "$OUT/last.pt" --max-mb 16
   cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null
   [ -f "$RUN/best.pt" ] && step 60 export $PY -m sketchrnn export "$RUN/best.pt" --out "$OUT/best.safetensors"
+  # the test-split figures of the exported (float16) weights, on the GPU (seconds, not CPU-minutes)
+  [ -f "$OUT/best.safetensors" ] && [ -n "${DATA:-}" ] && step 90 evaluate $PY -m sketchrnn evaluate \
+      --model "$OUT/best.safetensors" --data "${DATA%% *}" --split test --device "${DEVICE:-cuda}" --json
 }
 
 case "${1:-}" in
@@ -87,7 +90,7 @@ case "${1:-}" in
       --budget-s 100 --json-out "$OUT/bench_train.json"
     step 45 bench_sample $PY benchmarks/bench_sample.py --batch 1000 --repeats 1 --json-out "$OUT/bench_sample.json"
     step 60 profile $PY benchmarks/profile_gpu.py --cell lstm --json-out "$OUT/profile_lstm.json"
-    LEFT=$((T_END - SECONDS - 45))  # compaction and export after the chunk
+    LEFT=$((T_END - SECONDS - 75))  # compaction, export and evaluation after the chunk
     if [ -n "${MODEL:-}" ] && [ "$LEFT" -ge 90 ]; then
       train "$(python3 -c "print(round(($LEFT - 50) / 60, 2))")" "$LEFT"
     else
