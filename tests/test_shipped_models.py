@@ -1,0 +1,65 @@
+"""The models inside the package: each loads and draws offline, is float16 and <= 10 MB, has a
+model card, and the card's test-split figures are what `sketchrnn evaluate` measures now."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from sketchrnn.checkpoint import load_model, shipped_models, weights_dir
+
+NAMES = shipped_models()
+
+
+def _card(name: str) -> str:
+    return (weights_dir() / f"{name}.md").read_text()
+
+
+def test_the_promised_models_are_shipped():
+    assert {"cat", "pig", "catpig"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_model_is_float16_small_and_draws_offline(name):
+    from safetensors import safe_open
+
+    from sketchrnn.api import sample
+
+    path = weights_dir() / f"{name}.safetensors"
+    assert path.stat().st_size <= 10 * 2**20
+    with safe_open(str(path), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+        meta = f.metadata()
+    assert json.loads(meta["config"])["model"] and float(meta["scale_factor"]) > 0
+    lm = load_model(name)
+    sk = sample(lm, n=2, temperature=0.3, seed=0)
+    assert len(sk) == 2 and all(len(s) >= 1 and np.isfinite(s).all() for s in sk)
+    assert _card(name).startswith(f"# Model card: `{name}`")
+
+
+def _card_figures(name: str) -> list[tuple[str, float]]:
+    """(data file, elbo or nll per point on its test split) for each class in the card."""
+    card = _card(name)
+    files = re.findall(r"`([\w.-]+\.npz)`", card.split("- Data:", 1)[1].splitlines()[0])
+    figs = [float(v) for v in re.findall(r"^\| (?:\w+ )?(?:elbo|nll)_per_point \(test\) \| ([-\d.]+) \|", card, re.M)]
+    assert files and len(files) == len(figs), (files, figs)
+    return list(zip(files, figs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_model_card_figures_are_reproduced(name, shared_dir):
+    """Evaluate the shipped weights on the whole distilled test split of each class, as
+    scripts/ship_model.py did: the card's figure must come back (4 decimals)."""
+    from sketchrnn.data import load_npz
+    from sketchrnn.evaluate import evaluate_model
+
+    lm = load_model(name)
+    for file, fig in _card_figures(name):
+        test = load_npz(shared_dir / "data" / "distilled" / file)["test"]
+        res = evaluate_model(lm, test)
+        key = "elbo_per_point" if lm.config.conditional else "nll_per_point"
+        assert abs(res[key] - fig) <= 2e-4, (file, res[key], fig)
