@@ -47,17 +47,25 @@ def evaluate_model(loaded, sketches: Sequence[np.ndarray], batch_size: int = 100
     tot_lr = tot_lkl = 0.0
     n = 0
     log_s = math.log(scale)
-    for start in range(0, len(sketches), batch_size):
-        chunk = sketches[start:start + batch_size]
+    n_all = len(sketches)
+    # z noise of each sketch, drawn batch by batch in input order (the figures do not depend on
+    # the order the sketches are scored in); scored in batches of similar length, so that few
+    # steps are spent on padding (a batch runs as many steps as its longest sketch)
+    eps_all = torch.cat([torch.randn(min(batch_size, n_all - i), cfg.z_size, generator=gen)
+                         for i in range(0, n_all, batch_size)]) if cfg.conditional else None  # (N, Z)
+    order = np.argsort([len(s) for s in sketches], kind="stable")
+    for start in range(0, n_all, batch_size):
+        idx = order[start:start + batch_size]
+        chunk = [sketches[i] for i in idx]
         lengths = [len(s) for s in chunk]
-        t = max(max(lengths), n_max)
+        t = max(lengths)
         x = torch.from_numpy(np.stack([to_stroke5(s, t, scale) for s in chunk])).to(device)  # (B, T+1, 5)
         lens = torch.tensor(lengths, dtype=torch.long, device=device)
         b = len(chunk)
         if cfg.conditional:
             mu, presig = model.encode(x, lens)  # (B, Z) each
             kl = 0.5 * (mu.pow(2) + presig.exp() - 1.0 - presig).sum(dim=1)  # (B,) full KL in nats
-            eps = torch.randn(mu.shape, generator=gen).to(device)
+            eps = eps_all[torch.from_numpy(idx)].to(device)
             z_s = mu + torch.exp(presig / 2) * eps
             pts, end = model.per_sketch_nll(x, lens, mu, return_parts=True)  # (B,) each, normalised units
             nll_recon = pts + end
