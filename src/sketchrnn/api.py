@@ -135,9 +135,10 @@ def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, te
         for t in range(len(prefix)):
             _, state = model.decoder.step(x, zt, state, class_ids=cids)
             x = p5[t + 1].expand(b, 5).clone()
-    pts = torch.zeros(b, max_len, 3, dtype=torch.float32)
-    ends = torch.full((b,), max_len, dtype=torch.long)  # host-side bookkeeping
-    done = torch.zeros(b, dtype=torch.bool, device=dev)  # beside pen_idx (on the model's device)
+    # everything stays on the model's device until the end: one host sync per step (done.all())
+    pts = torch.zeros(b, max_len, 3, dtype=torch.float32, device=dev)
+    ends = torch.full((b,), max_len, dtype=torch.long, device=dev)
+    done = torch.zeros(b, dtype=torch.bool, device=dev)
     for t in range(max_len):
         out, state = model.decoder.step(x, zt, state, class_ids=cids)
         params = split_params(out)
@@ -147,14 +148,15 @@ def decode(loaded, z: np.ndarray | torch.Tensor | None, n: int | None = None, te
         dx, dy, pen = sample_step(params, temperature, greedy=greedy, generator=gen, temperature_mode=temperature_mode)
         pen_idx = pen.argmax(dim=-1)
         newly = (pen_idx == 2) & ~done
-        ends[newly.cpu()] = t
+        ends[newly] = t
         done |= pen_idx == 2
-        pts[:, t, 0] = (dx * scale).float().cpu()
-        pts[:, t, 1] = (dy * scale).float().cpu()
-        pts[:, t, 2] = (pen_idx == 1).float().cpu()
+        pts[:, t, 0] = (dx * scale).float()
+        pts[:, t, 1] = (dy * scale).float()
+        pts[:, t, 2] = (pen_idx == 1).float()
         if bool(done.all()):
             break
         x = torch.cat([dx.unsqueeze(-1), dy.unsqueeze(-1), pen.to(dtype)], dim=-1)  # (B, 5)
+    pts, ends = pts.cpu(), ends.cpu()
     result = []
     for i in range(b):
         s = pts[i, : int(ends[i])].numpy().copy()
