@@ -11,9 +11,13 @@ Two standard tools remove most of that, each switched on by itself on CUDA:
    backward): one CUDA-graph replay each way instead of thousands of launches from Python.
    A graph is captured per (recurrence, shapes, dtypes, precision flags); training batches
    have fixed shapes (``BatchLoader(drop_last=True)``, encoder run for all T steps on CUDA).
+   Every input, the weights included, is copied into the graph's own static buffers at each
+   replay: a capture that shared the parameters' memory reached their autograd nodes from the
+   capture stream and failed on an H100 (benchmarks/NOTES_gpu.md, 2026-11-26).
 
 Any failure (no compiler, capture error) is caught once per key, reported with one
-``warnings.warn``, and that key falls back: graph without compile, then eager. Numbers are
+``warnings.warn``, and that key falls back: graph without compile, then eager; a failed
+capture first restores the current stream and the CUDA random generator it leaves broken. Numbers are
 the eager ones up to float rounding (checked by ``tests/test_fast_decoder.py``, gpu-marked
 tests, and ``benchmarks/bench_train.py``).
 """
