@@ -13,7 +13,7 @@
 #       on GPU and CPU, the single-GPU torchrun == plain check.
 #   MODEL=cat_vae_layer_norm DATA=gpu_data/cat.npz MINUTES=4 bash benchmarks/gpu_session.sh train
 #       a resumable training chunk: starts from checkpoints/$MODEL/last.pt when it exists, stops
-#       after $MINUTES, writes $OUT/last.pt (compact resume checkpoint, <= 16 MB: commit it as
+#       after $MINUTES, writes $OUT/last.pt (compact resume checkpoint, <= 12 MiB: commit it as
 #       checkpoints/$MODEL/last.pt), $OUT/metrics.csv, $OUT/best.safetensors.
 # Results: $OUT/log.txt (every step's output, with its rc and time), $OUT/bench_train.json,
 # $OUT/bench_sample.json and the training files: at most 8 files come back from a call.
@@ -66,7 +66,10 @@ train() {  # train MINUTES LIMIT_S
   fi
   [ -f "$RUN/last.pt" ] && ARGS+=(--resume)
   step "$2" train $PY -m sketchrnn train "${ARGS[@]}"
-  step 60 compact $PY -m sketchrnn compact-checkpoint "$RUN/last.pt" --out "$OUT/last.pt" --max-mb 16
+  # <= 12 MiB (the project's limit for tracked files; the issue allows 16): a paper-size LSTM /
+  # LayerNorm VAE keeps its float32 weights only, Adam restarts with a 100-step warm-up
+  # (checkpoints/README.md); a HyperLSTM VAE's weights alone take 13.3 MiB: MAX_MB=16
+  step 60 compact $PY -m sketchrnn compact-checkpoint "$RUN/last.pt" --out "$OUT/last.pt" --max-mb "${MAX_MB:-12}"
   cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null
   [ -f "$RUN/best.pt" ] && step 60 export $PY -m sketchrnn export "$RUN/best.pt" --out "$OUT/best.safetensors"
   # the test-split figures of the exported (float16) weights, on the GPU (seconds, not CPU-minutes)

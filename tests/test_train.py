@@ -258,3 +258,18 @@ def test_time_limited_chunk_stops_validates_and_resumes(tmp_path, shapes_npz, mo
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == stopped
     again = Trainer(cfg, tmp_path / "run", resume=True, progress=False).fit()
     assert again["step"] > stopped
+
+
+def test_a_compact_checkpoint_compacts_further_never_back(tmp_path, shapes_npz):
+    from sketchrnn.checkpoint import _with_resume_mode, compact_for_resume
+
+    Trainer(tiny_cfg(shapes_npz, "train.num_steps=2"), tmp_path / "run", progress=False).fit()
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    nfm = _with_resume_mode(ck, "no-first-moment")
+    c, mode, _ = compact_for_resume(nfm, 10 * 2**20)  # fits as it is: stays no-first-moment
+    assert mode == "no-first-moment" and "exp_avg" not in next(iter(c["optimizer"]["state"].values()))
+    wo = _with_resume_mode(ck, "weights-only")
+    assert compact_for_resume(wo, 10 * 2**20)[1] == "weights-only"  # not "full": nothing comes back
+    nfm_size = compact_for_resume(nfm, 10 * 2**20)[2]
+    c, mode, size = compact_for_resume(nfm, nfm_size - 1)  # a limit below the no-first-moment file
+    assert mode == "weights-only" and size < nfm_size and "optimizer" not in c

@@ -99,13 +99,15 @@ def _with_resume_mode(ck: dict[str, Any], mode: str) -> dict[str, Any]:
 
 def compact_for_resume(ck: dict[str, Any], max_bytes: int) -> tuple[dict[str, Any], str, int]:
     """The most complete resume checkpoint (see RESUME_MODES) whose file fits ``max_bytes``:
-    returns (payload, mode, size in bytes). Raises ModelFileError when the weights alone do not fit."""
+    returns (payload, mode, size in bytes). A compact checkpoint can be compacted further (never
+    back: what it dropped is gone). Raises ModelFileError when the weights alone do not fit."""
     import torch
 
-    if ck.get("resume_mode", "full") != "full":
-        raise ModelFileError(f"this checkpoint is already compact ({ck['resume_mode']}); compact a full last.pt")
+    current = ck.get("resume_mode", "full")
+    if current not in RESUME_MODES:
+        raise ModelFileError(f"checkpoint has an unknown resume_mode {current!r}; use a last.pt written by sketchrnn")
     size = 0
-    for mode in RESUME_MODES:
+    for mode in RESUME_MODES[RESUME_MODES.index(current):]:
         c = _with_resume_mode(ck, mode)
         buf = io.BytesIO()
         torch.save({**c, "format": CHECKPOINT_FORMAT, "version": 1}, buf)
