@@ -66,8 +66,8 @@ def augment_batch(strokes: Sequence[np.ndarray], random_scale_factor: float, aug
 
     The same numbers and the same draws from ``rng`` as calling them sketch by sketch (per
     sketch: two uniforms for the scale when ``random_scale_factor > 0``, then one per row when
-    ``augment_stroke_prob > 0``), so batches and resumed runs do not change; ~10x faster than the
-    per-sketch loop at batch 100 (that loop cost ~12 ms per batch, the GPU step ~25 ms).
+    ``augment_stroke_prob > 0``), so batches and resumed runs do not change; 6.5x faster than the
+    per-sketch loop at batch 100 (11.9 -> 1.84 ms, benchmarks/RESULTS.md).
     Returns the rows of all sketches concatenated, ``(sum L', 3)`` float32 (the inputs as they
     are when both factors are 0), and the lengths ``(B,)`` int64.
     """
