@@ -310,9 +310,9 @@ class LossModule(nn.Module):
         return self.model.losses(strokes, lengths, kl_tolerance=kl_tolerance, **kw)
 
 
-def wrap_ddp(model: nn.Module, env: DistEnv, fast: bool = False) -> nn.Module:
-    """DistributedDataParallel around :class:`LossModule` (every parameter is used each step)."""
+def wrap_ddp(losses: LossModule, env: DistEnv) -> nn.Module:
+    """DistributedDataParallel around a :class:`LossModule` (every parameter is used each step)."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [env.device.index] if env.device.type == "cuda" else None
-    return DDP(LossModule(model, fast=fast), device_ids=ids, output_device=env.device.index if ids else None)
+    return DDP(losses, device_ids=ids, output_device=env.device.index if ids else None)

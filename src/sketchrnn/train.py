@@ -90,7 +90,7 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, argv: list[str] | None = None,
                  progress: bool = True, log: Callable[[str], None] | None = None):
         from .data import BatchLoader
-        from .distributed import DistEnv, ShardedLoader, setup_distributed, wrap_ddp
+        from .distributed import DistEnv, LossModule, ShardedLoader, setup_distributed, wrap_ddp
         from .model import SketchRNN
 
         self.cfg = cfg.validate()
@@ -171,8 +171,10 @@ class Trainer:
         if ck is not None:
             self._restore(ck)
         self.dist.on_main(self._check_disk_space)  # a full disk is found now, not at the first save
-        # DDP (process group in use): LossModule(model) wrapped; self.model stays the plain module
-        self._ddp = wrap_ddp(self.model, self.dist, fast=self._use_fast) if self.dist.enabled else None
+        # the losses as one module (fast or plain path), wrapped by DDP when a process group is in
+        # use; self.model stays the plain module
+        self._loss_module = LossModule(self.model, fast=self._use_fast)
+        self._ddp = wrap_ddp(self._loss_module, self.dist) if self.dist.enabled else None
 
     def lr_factor(self) -> float:
         """1, or a linear warm-up over LR_RESTART_WARMUP steps after resuming without Adam's
@@ -287,13 +289,8 @@ class Trainer:
     def _losses(self, batch) -> dict[str, torch.Tensor]:
         """Magenta's losses for a batch: the exact fused path (:mod:`sketchrnn.fast`) when
         ``train.fast`` and the model's cells allow it, else the plain reference model."""
-        cfg = self.cfg
-        kw = {"class_ids": batch.class_ids} if cfg.model.class_conditional else {}
-        if self._use_fast:
-            from .fast.decoder import fast_losses
-
-            return fast_losses(self.model, batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance, **kw)
-        return self.model.losses(batch.strokes, batch.lengths, kl_tolerance=cfg.train.kl_tolerance, **kw)
+        cls = batch.class_ids if self.cfg.model.class_conditional else None
+        return self._loss_module(batch.strokes, batch.lengths, self.cfg.train.kl_tolerance, cls)
 
     @property
     def _use_fast(self) -> bool:
