@@ -264,22 +264,27 @@ class ShardedLoader(EpochLoader):
         return self._augmented(mine, epoch, pos * self.batch_size + a)
 
     def _augmented(self, idx: np.ndarray, epoch: int, first_slot: int):
-        from .data import Batch, augment_strokes, random_scale, to_stroke5
+        from .data import Batch
+        from .data.augment import augment_rows
+        from .data.dataset import stroke5_batch
 
         i = self.inner
-        t = i.max_seq_len
-        strokes = np.empty((len(idx), t + 1, 5), dtype=np.float32)  # (b, T+1, 5)
-        lengths = np.empty(len(idx), dtype=np.int64)
+        scale, drop_pts = i.random_scale_factor > 0, i.augment_stroke_prob > 0
+        sketches = [np.asarray(i.data.strokes[int(k)], dtype=np.float32) for k in idx]
+        lens = np.fromiter((len(s) for s in sketches), dtype=np.int64, count=len(sketches))
+        u_scale = np.empty((len(idx), 2)) if scale else None  # (b, 2)
+        u_rows = []
         rng = self._aug_gen
-        for j, k in enumerate(idx):
+        for j, s in enumerate(sketches):  # per sketch: 2 scale uniforms, then one per row, as random_scale/augment_strokes
             self._aug_bg.state = _augment_state(i.seed, epoch, first_slot + j)  # = augment_key(seed, epoch, slot)
-            s = i.data.strokes[int(k)]
-            if i.random_scale_factor > 0:
-                s = random_scale(s, i.random_scale_factor, rng)
-            if i.augment_stroke_prob > 0:
-                s = augment_strokes(s, i.augment_stroke_prob, rng)
-            strokes[j] = to_stroke5(s, t, i.scale_factor)
-            lengths[j] = len(s)
+            if scale:
+                u_scale[j] = rng.random(2)
+            if drop_pts:
+                u_rows.append(rng.random(len(s)))
+        flat = np.concatenate(sketches) if sketches else np.zeros((0, 3), np.float32)  # (sum L, 3)
+        flat, lengths = augment_rows(flat, lens, i.random_scale_factor, i.augment_stroke_prob, u_scale=u_scale,
+                                     u_rows=np.concatenate(u_rows) if drop_pts and u_rows else None)
+        strokes = stroke5_batch(flat, lengths, i.max_seq_len, i.scale_factor)  # (b, T+1, 5)
         cls = np.asarray(i.class_ids[idx], dtype=np.int64)
         return Batch(torch.from_numpy(strokes), torch.from_numpy(lengths), torch.from_numpy(cls))
 
