@@ -47,8 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 
 CELLS = ("lstm", "layer_norm", "hyper")
-VARIANTS = ("reference", "fast-eager", "fast-compile", "fast-graph", "fast", "fast+tf32", "fast+bf16")
-CUDA_ONLY = {"fast-compile", "fast-graph", "fast", "fast+tf32", "fast+bf16"}
+VARIANTS = ("reference", "fast-eager", "fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16")
+CUDA_ONLY = {"fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16"}
+# fast-nolb: "fast" without the launch-bound layout (sketchrnn.fast.decoder.set_launch_bound), as
+# the fast path was before 2026-11-26 (per-step parameter gradients, separate HyperLSTM products)
 # H100 SXM dense peaks (NVIDIA datasheet), for the FLOP floor
 PEAK_TFLOPS = {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}
 
@@ -110,8 +112,9 @@ def configure_fast(variant: str) -> None:
     from sketchrnn.fast import decoder as fdec
 
     fdec.set_cuda_acceleration(variant != "fast-eager")
-    fcuda.configure(compile=variant in ("fast-compile", "fast", "fast+tf32", "fast+bf16"),
-                    graphs=variant in ("fast-graph", "fast", "fast+tf32", "fast+bf16"))
+    fdec.set_launch_bound(False if variant == "fast-nolb" else "auto")
+    fcuda.configure(compile=variant in ("fast-compile", "fast", "fast-nolb", "fast+tf32", "fast+bf16"),
+                    graphs=variant in ("fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16"))
 
 
 def losses_fn(variant: str) -> Callable:

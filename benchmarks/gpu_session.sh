@@ -92,6 +92,9 @@ case "${1:-}" in
     step 110 gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py
     step 150 numerics $PY benchmarks/bench_train.py --sections numerics --variants reference,fast-eager,fast,fast+tf32 \
       --budget-s 100 --json-out "$OUT/bench_train.json"
+    # the launch-bound layout of 2026-11-26 (one fewer kernel per step for 4 LayerNorm, 20 of 40 HyperLSTM) vs without
+    step 150 ab_timing $PY benchmarks/bench_train.py --sections timing --cells layer_norm,hyper --variants fast,fast-nolb \
+      --budget-s 120 --json-out "$OUT/bench_ab.json"
     step 45 bench_sample $PY benchmarks/bench_sample.py --batch 1000 --repeats 1 --json-out "$OUT/bench_sample.json"
     step 60 profile $PY benchmarks/profile_gpu.py --cell lstm --json-out "$OUT/profile_lstm.json"
     # issue 8: the fast path under DDP (the train.fast=false pair passed on an H100 on 2026-11-26)

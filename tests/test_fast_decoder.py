@@ -84,6 +84,23 @@ def test_losses_and_gradients_match_the_oracle(kind, conditional, dtype, tol):
     assert masks.dec is not None and (masks.enc is not None) == conditional
 
 
+@pytest.mark.parametrize("dec,enc", [("layer_norm", "hyper"), ("hyper", "layer_norm")])
+@pytest.mark.parametrize("conditional", [True, False])
+def test_launch_bound_layout_gives_the_same_gradients(dec, enc, conditional):
+    """The launch-bound layout (CUDA's default; forced here on the CPU): per-step views of the
+    layer-norm gains / biases and the HyperLSTM's fused per-state products give the oracle's
+    losses and gradients, float64, in the encoder (D = 2) and the decoder."""
+    fd.set_launch_bound(True)
+    try:
+        model = make_model(dec, conditional, torch.float64, enc=enc)
+        x, L = make_batch([10, 7, 3, 9], torch.float64, seed=5)
+        compare(model, x, L, 1e-10)
+    finally:
+        fd.set_launch_bound("auto")
+    with pytest.raises(ValueError):
+        fd.set_launch_bound("sometimes")
+
+
 @pytest.mark.parametrize("dec,enc", [("hyper", "layer_norm"), ("lstm", "hyper")])
 def test_input_output_dropout_and_mixed_cells(dec, enc):
     model = make_model(dec, True, torch.float64, enc=enc, use_input_dropout=True, use_output_dropout=True)

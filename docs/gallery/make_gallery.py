@@ -829,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = f"Magenta sections: {shared / 'models' / 'magenta'} not found (give --shared)"
         _log("note: " + msg)
         skipped.append(msg)
-    if not a.model:
+    if not a.model and not any(getattr(a, role) for role in ("cat", "pig", "catpig")):
         msg = ("conditional-model sections (reconstructions, interpolations, analogy, design sheet around an input): "
                "no conditional model given (use --model M --data D.npz)")
         _log("note: " + msg)

@@ -31,7 +31,7 @@ Layouts: every recurrence runs time-major with a leading direction axis: inputs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -144,17 +144,17 @@ class _SinkRoot(torch.autograd.Function):
                          for t in range(len(s.inputs))])  # (T, .., B, N)
         s.grads.clear()
         s.inputs.clear()
-        K, N = a.shape[-1], g.shape[-1]
-        if a.dim() == 3:  # one cell
-            dw = a.reshape(-1, K).t() @ g.reshape(-1, N)  # (K, N)
-        else:  # (T, D, B, .): D cells
-            D = a.shape[1]
-            dw = torch.bmm(a.transpose(0, 1).reshape(D, -1, K).transpose(1, 2), g.transpose(0, 1).reshape(D, -1, N))
+        T, B, K, N = a.shape[0], a.shape[-2], a.shape[-1], g.shape[-1]
+        lead = a.shape[1:-2]  # () one cell; (D,) D cells; (.., 12) hyper-norm blocks
+        a2 = a.movedim(0, -3).reshape(*lead, T * B, K)  # (*lead, T*B, K)
+        g2 = g.movedim(0, -3).reshape(*lead, T * B, N)  # (*lead, T*B, N)
+        dw = a2.transpose(-1, -2) @ g2  # (*lead, K, N)
         return dx, dw.reshape(ctx.w_shape), None
 
 
 class _RecWeight:
-    """A recurrent weight used once per step: ``mm(a, t)`` = a @ W with the deferred gradient."""
+    """A weight used once per step: ``mm(a, t)`` = a @ W with the deferred gradient. W is
+    (K, N) or batched (*lead, K, N) against a (*lead, B, K)."""
 
     def __init__(self, w: Tensor) -> None:
         self.w = w
@@ -170,6 +170,59 @@ class _RecWeight:
             return torch.matmul(a, self.w)
         self.sink.inputs.append(a.detach())
         return _SinkMM.apply(a, self.w.detach(), self.sink, t)
+
+
+# Launch-bound layout (fewer, larger kernels per step; the same numbers): "auto" = on CUDA
+# only, where every small kernel costs a launch. On a CPU both of its parts measured slower
+# (the (T, .., B, n) buffers of _per_step, the split copies of _RecGroup; benchmarks/RESULTS.md).
+_LAUNCH_BOUND = {"mode": "auto"}
+
+
+def set_launch_bound(mode: str | bool) -> None:
+    """Per-step parameter views (:func:`_per_step`) and fused per-state products
+    (:class:`_RecGroup`): "auto" (on CUDA, the default), True (always) or False (never)."""
+    if mode not in ("auto", True, False):
+        raise ValueError(f"launch-bound mode must be 'auto', True or False, got {mode!r}")
+    _LAUNCH_BOUND["mode"] = mode
+
+
+def _launch_bound(x: Tensor) -> bool:
+    mode = _LAUNCH_BOUND["mode"]
+    return x.is_cuda if mode == "auto" else bool(mode)
+
+
+def _per_step(param: Tensor, T: int, B: int) -> Sequence[Tensor]:
+    """A small parameter ``(.., 1, n)`` that every step uses (layer-norm gains and biases, the
+    hyper cell's biases) as T per-step views ``(.., B, n)`` of ONE expand. Each step's gradient
+    is then elementwise, inside the step's fused pointwise backward; autograd stacks the T
+    gradients and reduces them over T*B in one sum at the end, instead of a reduction over B
+    and an accumulation into the parameter's gradient at every step (2 x T small kernels per
+    parameter). Costs a (T, .., B, n) gradient buffer in the backward."""
+    if not (param.requires_grad and torch.is_grad_enabled()) or not _launch_bound(param):
+        return [param] * T
+    return param.unsqueeze(0).expand(T, *param.shape[:-2], B, param.shape[-1]).unbind(0)
+
+
+class _RecGroup:
+    """Weights that multiply the same state at the same step: ``mm(a, t)`` -> (a @ W1, a @ W2,
+    ..), as ONE product with the concatenation, split afterwards (launch-bound layout: one
+    product and one deferred gradient instead of one each, and the backward of the split is one
+    cat), or one :class:`_RecWeight` each."""
+
+    def __init__(self, ws: list[Tensor], fused: bool) -> None:
+        self.sizes = [w.shape[-1] for w in ws]
+        self.fused = fused and len(ws) > 1
+        self.parts = [_RecWeight(torch.cat(ws, dim=-1))] if self.fused else [_RecWeight(w) for w in ws]
+
+    def root(self, x: Tensor) -> Tensor:
+        for w in self.parts:
+            x = w.root(x)
+        return x
+
+    def mm(self, a: Tensor, t: int) -> tuple[Tensor, ...]:
+        if self.fused:
+            return self.parts[0].mm(a, t).split(self.sizes, dim=-1)
+        return tuple(w.mm(a, t) for w in self.parts)
 
 
 # ----------------------------------------------------------------------------- recurrences
@@ -237,11 +290,6 @@ def supports(model: Any) -> bool:
     return True
 
 
-def _mm_add(bias: Tensor, a: Tensor, w: Tensor) -> Tensor:
-    """bias + a @ w for 2-D (one cell) or 3-D (D stacked cells) operands."""
-    return torch.addmm(bias, a, w) if a.dim() == 2 else torch.baddbmm(bias, a, w)
-
-
 def _squeeze_one(seq: _Seq) -> _Seq:
     """A single cell (D = 1): drop the direction axis so that steps use plain mm / addmm."""
     return _Seq(seq.kind, {k: v[0] for k, v in seq.params.items()}, seq.forget_bias, seq.hyper_forget_bias)
@@ -266,36 +314,44 @@ def run_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor |
     T = len(xs)  # stack (slicing xp[t] in the loop would zero-fill a whole xp-sized gradient per step)
     ms = masks.unbind(0) if masks is not None else [None] * T
     hs = []
-    w_hh = _RecWeight(p["w_hh"])
+    B = state0[1].shape[-2]
+    if seq.kind != "lstm":  # per-step views of the small per-step parameters (see _per_step)
+        ln = [_per_step(p[k], T, B) for k in ("gamma", "beta", "gamma_c", "beta_c")]
     if not hyper:
         c, h = state0
+        w_hh = _RecWeight(p["w_hh"])
         h = w_hh.root(h)
         for t in range(T):
             hw = w_hh.mm(h, t)  # (.., B, 4H)
             if seq.kind == "lstm":
                 h, c = pw["lstm"](xs[t], hw, c, ms[t], seq.forget_bias)
             else:
-                h, c = pw["layer_norm"](xs[t], hw, None, c, ms[t], p["gamma"], p["beta"], p["gamma_c"],
-                                        p["beta_c"], seq.forget_bias)
+                h, c = pw["layer_norm"](xs[t], hw, None, c, ms[t], *(v[t] for v in ln), seq.forget_bias)
             hs.append(h)
         return torch.stack(hs), (c, h)
     hxs = xp[1].unbind(0)
     c, h, hc, hh = state0
-    w_h, w_hh2 = _RecWeight(p["hw_h"]), _RecWeight(p["hw_hh"])
-    h = w_h.root(w_hh.root(h))
-    hh = w_hh2.root(hh)
-    B = h.shape[-2]
+    # Per step, h meets [W_hh (main cell) | W_h->hyper]; the new hyper_h meets [W_zs | W_hh of
+    # the hyper cell], whose second part is the NEXT step's hyper-cell recurrence (index t+1;
+    # index 0 is the initial hyper_h). Fused into one product each on launch-bound devices.
+    fused = _launch_bound(h)
+    w_h = _RecGroup([p["w_hh"], p["hw_h"]], fused)  # (.., H, 4H), (.., H, 4Nh)
+    w_hh = _RecGroup([p["w_zs"], p["hw_hh"]], fused)  # (.., Nh, 12E), (.., Nh, 4Nh)
+    w_blk = _RecWeight(p["w_blk"])  # (.., 12, E, H) per-block projections, deferred gradient too
+    h = w_h.root(h)
+    hh = w_blk.root(w_hh.root(hh))  # every step's zs depends on hh0: these roots run last
+    h_ln = [_per_step(p[k], T, B) for k in ("h_gamma", "h_beta", "h_gamma_c", "h_beta_c")]
+    bias, b_zs = _per_step(p["bias"], T, B), _per_step(p["b_zs"], T, B)
+    hh_rec = w_hh.mm(hh, 0)[1]  # (.., B, 4Nh) initial hyper_h @ W_hh (its zs part unused)
     for t in range(T):
+        hw, h_hyp = w_h.mm(h, t)  # OLD h: (.., B, 4H) main cell, (.., B, 4Nh) hyper cell
         # hyper cell (LayerNorm LSTM) on [x, h] with state (hyper_c, hyper_h)
-        hw = w_hh.mm(h, t)  # (.., B, 4H) main cell, OLD h
-        hh, hc = pw["layer_norm"](hxs[t], w_h.mm(h, t), w_hh2.mm(hh, t), hc, None, p["h_gamma"], p["h_beta"],
-                                  p["h_gamma_c"], p["h_beta_c"], seq.hyper_forget_bias)
+        hh, hc = pw["layer_norm"](hxs[t], h_hyp, hh_rec, hc, None, *(v[t] for v in h_ln), seq.hyper_forget_bias)
         # hyper_norm embeddings and their per-block projections (Ha et al. 2016, Sec. 3.2)
-        zs = _mm_add(p["b_zs"], hh, p["w_zs"])  # (.., B, 12E)
-        zs = zs.reshape(*zs.shape[:-2], B, 12, -1).transpose(-3, -2)  # (.., 12, B, E)
-        scales = torch.matmul(zs, p["w_blk"]).transpose(-3, -2)  # (.., 12, B, H) -> (.., B, 12, H)
-        h, c = pw["hyper"](xs[t], hw, scales, p["bias"], c, ms[t], p["gamma"], p["beta"], p["gamma_c"],
-                           p["beta_c"], seq.forget_bias)
+        zs, hh_rec = w_hh.mm(hh, t + 1)  # (.., B, 12E), (.., B, 4Nh) for step t+1
+        zs = (zs + b_zs[t]).reshape(*zs.shape[:-2], B, 12, -1).transpose(-3, -2)  # (.., 12, B, E)
+        scales = w_blk.mm(zs, t).transpose(-3, -2)  # (.., 12, B, H) -> (.., B, 12, H)
+        h, c = pw["hyper"](xs[t], hw, scales, bias[t], c, ms[t], *(v[t] for v in ln), seq.forget_bias)
         hs.append(h)
     return torch.stack(hs), (c, h, hc, hh)
 
