@@ -18,6 +18,8 @@ Sections:
   several temperatures, latent interpolations (PNG + GIF), an analogy, and a design sheet
   around one input. Skipped with a note when no conditional model is given.
 
+* ``--cat-uncond`` (a decoder-only cat trained by this project; default: the shipped one):
+  samples over temperatures and completions of the same real cat halves as Magenta's model.
 * ``--cat``, ``--pig``, ``--catpig`` (conditional VAEs trained on one QuickDraw class or on
   cat + pig): real, edited and foreign QuickDraw drawings fed to them (a three-eyed cat, a
   toothbrush, chairs; an eight-legged pig, trucks), a design sheet and completions (cat),
@@ -212,6 +214,43 @@ def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -
                              f"`cat.gen.json`, temperature 0.25, seed {seed + 3}: the sample drawn point by point "
                              "(`sketchrnn animate` writes the same as GIF and self-drawing SVG)."))
         _log("wrote draw_cat.gif")
+
+
+def uncond_sections(spec: str, shared: Path, out: Path, seed: int, entries: list[Entry], caveat: str) -> None:
+    """A decoder-only model trained by this project (``--cat-uncond``): samples over temperatures
+    and completions of the same real cat halves as Magenta's ``cat.gen.json`` above."""
+    from sketchrnn import creative as C
+    from sketchrnn.api import sample
+    from sketchrnn.checkpoint import load_model
+    from sketchrnn.render import grid_image
+
+    lm = load_model(spec)
+    section = f"Decoder-only cat trained by this project (`{spec}`)"
+    temps, ncol = [0.1, 0.3, 0.5, 0.7, 1.0], 6
+    sk, labels = [], []
+    for j, tau in enumerate(temps):
+        sk += sample(lm, n=ncol, temperature=tau, seed=seed + 100 * j)
+        labels += [f"t={tau:g}"] * ncol
+    fn = "uncond_samples_cat.png"
+    _save_png(out / fn, grid_image(sk, ncols=ncol, cell=96, labels=labels, stroke_width=1.3))
+    entries.append(Entry(section, fn, f"{ncol} samples per row at temperature {', '.join(f'{t:g}' for t in temps)} "
+                                      f"(top to bottom), seeds {seed}+100*row, as `samples_cat.png` above. {caveat}"))
+    _log(f"wrote {fn}")
+    if (shared / "data" / "quickdraw" / "simplified").is_dir():
+        tau, picks = 0.3, (0, 2, 5, 9)
+        drawings = [d * np.array([SCALE, SCALE, 1], np.float32) for d in _quickdraw(shared, "cat")]
+        items = []
+        for r, i in enumerate(picks):
+            half = _first_half(drawings[i])
+            conts = C.complete(lm, half, n=5, temperature=tau, seed=seed + r)
+            items += [(drawings[i], len(drawings[i])), (half, len(half))]
+            items += [(C.join(half, c), len(half)) for c in conts]
+        fn = "uncond_complete_cat.png"
+        _save_png(out / fn, C.two_tone_image(items, ncols=7, cell=110, stroke_width=1.6))
+        entries.append(Entry(section, fn, f"Completions, as `complete_cat.png` above (cat drawings "
+                                          f"{', '.join(map(str, picks))}, enlarged {SCALE:g}x, first half grey, 5 "
+                                          f"continuations in red), temperature {tau:g}. {caveat}"))
+        _log(f"wrote {fn}")
 
 
 # --------------------------------------------------------------------------- conditional models
@@ -790,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
                    "default: the shipped `cat`)")
     p.add_argument("--pig", help="a conditional pig VAE (default: the shipped `pig`)")
     p.add_argument("--catpig", help="a conditional VAE trained on cat + pig (default: the shipped `catpig`)")
+    p.add_argument("--cat-uncond", help="a decoder-only cat model trained by this project (default: the shipped "
+                   "`cat-uncond`)")
     p.add_argument("--no-shipped", action="store_true",
                    help="no defaults from the shipped models (only the sections whose models are given)")
     p.add_argument("--note", action="append", default=[], metavar="MODEL=TEXT",
@@ -803,9 +844,9 @@ def main(argv: list[str] | None = None) -> int:
         from sketchrnn.checkpoint import shipped_models
 
         shipped = set(shipped_models())
-        for role in ("cat", "pig", "catpig"):
-            if getattr(a, role) is None and role in shipped:
-                setattr(a, role, role)
+        for role in ("cat", "pig", "catpig", "cat-uncond"):
+            if getattr(a, role.replace("-", "_")) is None and role in shipped:
+                setattr(a, role.replace("-", "_"), role)
     notes: dict[str, str] = {}
     for item in a.note:
         key, sep, text = item.partition("=")
@@ -829,6 +870,8 @@ def main(argv: list[str] | None = None) -> int:
         msg = f"Magenta sections: {shared / 'models' / 'magenta'} not found (give --shared)"
         _log("note: " + msg)
         skipped.append(msg)
+    if a.cat_uncond:
+        uncond_sections(a.cat_uncond, shared, out, a.seed, entries, _model_caveat(a.cat_uncond, notes, "cat-uncond"))
     if not a.model and not any(getattr(a, role) for role in ("cat", "pig", "catpig")):
         msg = ("conditional-model sections (reconstructions, interpolations, analogy, design sheet around an input): "
                "no conditional model given (use --model M --data D.npz)")
