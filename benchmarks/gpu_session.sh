@@ -3,9 +3,10 @@
 #
 # The machine goes back 30 s after a call returns, so a session does everything in ONE call:
 #   MODEL=cat_vae_layer_norm DATA=gpu_data/cat.npz bash benchmarks/gpu_session.sh all
-#       what the first H100 session (2026-11-26) left open: GPU tests, GPU numerics of the fast
-#       paths vs the reference, GPU batched sampling, a kernel profile of the fast LSTM step,
-#       torchrun == plain with the fast path under DDP (~6 min), then a training chunk of
+#       what the first H100 session (2026-11-26) left open, most wanted first: GPU tests,
+#       torchrun == plain with the fast path under DDP, GPU numerics of the fast paths vs the
+#       reference, the launch-bound layout A/B (LayerNorm, Hyper), GPU batched sampling, a
+#       kernel profile of the fast LSTM step (~6-8 min), then a training chunk of
 #       configs/$MODEL.json for whatever is left of
 #       SESSION_S (default 575 s) — give run() timeout_s = SESSION_S + 25.
 #   bash benchmarks/gpu_session.sh checks
@@ -90,6 +91,8 @@ case "${1:-}" in
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
       $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } >> "$LOG" 2>&1
     step 110 gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py
+    # issue 8: the fast path under DDP (the train.fast=false pair passed on an H100 on 2026-11-26)
+    step 90 torchrun_fast env FAST_MODES=true bash benchmarks/gpu_torchrun_check.sh
     step 150 numerics $PY benchmarks/bench_train.py --sections numerics --variants reference,fast-eager,fast,fast+tf32 \
       --budget-s 100 --json-out "$OUT/bench_train.json"
     # the launch-bound layout of 2026-11-26 (one fewer kernel per step for 4 LayerNorm, 20 of 40 HyperLSTM) vs without
@@ -97,8 +100,6 @@ case "${1:-}" in
       --budget-s 120 --json-out "$OUT/bench_ab.json"
     step 45 bench_sample $PY benchmarks/bench_sample.py --batch 1000 --repeats 1 --json-out "$OUT/bench_sample.json"
     step 60 profile $PY benchmarks/profile_gpu.py --cell lstm --json-out "$OUT/profile_lstm.json"
-    # issue 8: the fast path under DDP (the train.fast=false pair passed on an H100 on 2026-11-26)
-    step 90 torchrun_fast env FAST_MODES=true bash benchmarks/gpu_torchrun_check.sh
     LEFT=$((T_END - SECONDS - 75))  # compaction, export and evaluation after the chunk
     if [ -n "${MODEL:-}" ] && [ "$LEFT" -ge 90 ]; then
       train "$(python3 -c "print(round(($LEFT - 50) / 60, 2))")" "$LEFT"
