@@ -95,7 +95,7 @@ case "${1:-}" in
     step 90 torchrun_fast env FAST_MODES=true bash benchmarks/gpu_torchrun_check.sh
     step 150 numerics $PY benchmarks/bench_train.py --sections numerics --variants reference,fast-eager,fast,fast+tf32 \
       --budget-s 100 --json-out "$OUT/bench_train.json"
-    # the launch-bound layout of 2026-11-26 (one fewer kernel per step for 4 LayerNorm, 20 of 40 HyperLSTM) vs without
+    # the launch-bound layout of 2026-11-26 vs without (kernel-like ops per time step: LayerNorm 14 -> 10, Hyper 34 -> 19)
     step 150 ab_timing $PY benchmarks/bench_train.py --sections timing --cells layer_norm,hyper --variants fast,fast-nolb \
       --budget-s 120 --json-out "$OUT/bench_ab.json"
     step 45 bench_sample $PY benchmarks/bench_sample.py --batch 1000 --repeats 1 --json-out "$OUT/bench_sample.json"
