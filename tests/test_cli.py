@@ -27,6 +27,7 @@ def test_train_dry_run_subprocess():
 @pytest.mark.parametrize("args, needle", [
     (["train", "--dry-run", "--set", "model.no_such_key=1"], "unknown key"),
     (["train", "--dry-run", "--set", "model.dec_model=gru"], "dec_model"),
+    (["train", "--dry-run", "--set", "train.matmul_precision=tf32"], "matmul_precision"),
     (["train", "--data", "/nonexistent/x.npz", "--out", "/tmp/x"], "not found"),
     (["evaluate", "--model", "no_such_model", "--data", "x.npz"], "no_such_model"),
     (["sample", "--model", "/nonexistent/m.pt", "--out", "o"], "not found"),

@@ -72,6 +72,15 @@ def test_run_dir_files_and_best_checkpoint(tmp_path, shapes_npz):
     assert rows[0].startswith("step,") and len(rows) == 7
 
 
+def test_matmul_precision_is_a_cuda_setting_only(tmp_path, shapes_npz):
+    """train.matmul_precision=high (TF32) sets torch's process-wide precision on CUDA only: a
+    CPU run leaves it at full fp32 (and trains)."""
+    before = torch.get_float32_matmul_precision()
+    cfg = tiny_cfg(shapes_npz, "train.num_steps=2", "train.matmul_precision=high", "train.device=cpu")
+    Trainer(cfg, tmp_path / "run", progress=False).fit()
+    assert torch.get_float32_matmul_precision() == before == "highest"
+
+
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path, shapes_npz):
     cfg = tiny_cfg(shapes_npz, "train.num_steps=3")
     Trainer(cfg, tmp_path / "run", progress=False).fit()

@@ -112,6 +112,8 @@ class Trainer:
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
         self.device = self.dist.device
+        if self.device.type == "cuda":  # process-wide, as torch has it; the CPU keeps fp32 always
+            torch.set_float32_matmul_precision(t.matmul_precision)
 
         ck = None
         if resume:
