@@ -300,8 +300,9 @@ def run_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor |
     """The recurrence, eager: per step one matrix product per recurrent weight and the
     pointwise update. ``xp``: (T, D, B, 4H) (hyper: pair with (T, D, B, 4Nh)); ``state0``:
     LSTM/LN (c, h), hyper (c, h, hyper_c, hyper_h), each (D, B, ·); ``masks`` (T, D, B, H).
-    Returns hs (T, D, B, H) and the final state parts (D, B, ·). Gradients of the big
-    recurrent weights are formed once per sequence (:class:`_SinkRoot`)."""
+    Returns hs (T, D, B, H) and the final state parts (D, B, ·). Gradients of the weights
+    used at every step are formed once per sequence (:class:`_SinkRoot`); on launch-bound
+    devices (CUDA) those of the small per-step parameters too (:func:`_per_step`)."""
     if state0[1].shape[0] == 1:  # one cell: run 2-D, restore the direction axis at the end
         xp1 = tuple(x[:, 0] for x in xp) if isinstance(xp, tuple) else xp[:, 0]
         hs, fin = run_sequence(_squeeze_one(seq), xp1, tuple(s[0] for s in state0),
