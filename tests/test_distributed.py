@@ -162,7 +162,7 @@ def test_two_ranks_equal_one_process_on_the_global_batch(two_ranks, plain_exact)
 
 def test_only_rank0_writes_and_metrics_are_global(two_ranks):
     run = two_ranks / "exact"
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.csv"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.pt", "config.json", "last.pt", "metrics.csv"]
     rows = (run / "metrics.csv").read_text().strip().splitlines()
     assert rows[0].startswith("step,") and len(rows) == 7  # one writer: header + 6 rows, no duplicates
     ck = torch.load(run / "last.pt", weights_only=True)

@@ -81,6 +81,19 @@ def test_matmul_precision_is_a_cuda_setting_only(tmp_path, shapes_npz):
     assert torch.get_float32_matmul_precision() == before == "highest"
 
 
+def test_one_trainer_per_run_directory(tmp_path, shapes_npz):
+    """A second trainer on a run directory in use (e.g. a --resume while the first still runs)
+    is refused with a one-line error; once the first is done, resuming works."""
+    cfg = tiny_cfg(shapes_npz, "train.num_steps=2")
+    first = Trainer(cfg, tmp_path / "run", progress=False)
+    first.fit(1)  # releases the lock on return ...
+    first._lock_run_dir()  # ... and takes it again, as a trainer that is still running holds it
+    with pytest.raises(ConfigError, match="in use by another training process"):
+        Trainer(cfg, tmp_path / "run", resume=True, progress=False)
+    first.release()
+    assert Trainer(cfg, tmp_path / "run", resume=True, progress=False).fit()["step"] == 2
+
+
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path, shapes_npz):
     cfg = tiny_cfg(shapes_npz, "train.num_steps=3")
     Trainer(cfg, tmp_path / "run", progress=False).fit()

@@ -212,6 +212,24 @@ class Trainer:
             raise ConfigError(f"run directory {self.run_dir} has {free / 1e6:.1f} MB free; checkpoints need about "
                               f"{3 * size / 1e6:.1f} MB (last.pt, best.pt, temp copy); free space or choose another --out")
 
+    def _lock_run_dir(self) -> None:
+        """One trainer per run directory: an exclusive lock on RUN/.lock, held while this Trainer
+        lives (the OS drops it when the process ends, however it ends). Without it a second
+        ``--resume`` into a running run would interleave checkpoints and delete the other's temp files."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return
+        path = self.run_dir / ".lock"
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise ConfigError(f"run directory {self.run_dir} is in use by another training process ({path} is "
+                              "locked); wait for it to finish, or choose another --out") from None
+        self._run_lock = f
+
     def _prepare_run_dir(self, argv: list[str] | None, resume: bool) -> None:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +238,7 @@ class Trainer:
             probe.unlink()
         except OSError as e:
             raise ConfigError(f"run directory {self.run_dir} is not writable ({e.strerror}); choose another --out") from None
+        self._lock_run_dir()
         if not resume and self.last_path.exists():
             raise ConfigError(f"{self.last_path} exists: pass --resume to continue that run, or choose a new --out")
         for stale in self.run_dir.glob(".*.pt.*.tmp"):  # left by a kill during a checkpoint write
@@ -429,6 +448,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self, num_steps: int | None = None) -> dict[str, float]:
+        """Train to ``num_steps`` (default ``train.num_steps``) or until ``train.max_minutes``;
+        holds the run directory's lock meanwhile and releases it on return."""
+        if self.is_main and getattr(self, "_run_lock", None) is None:
+            self._lock_run_dir()
+        try:
+            return self._fit(num_steps)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give up the run directory's lock (another Trainer may then resume the run)."""
+        lock, self._run_lock = getattr(self, "_run_lock", None), None
+        if lock is not None:
+            lock.close()
+
+    def _fit(self, num_steps: int | None) -> dict[str, float]:
         cfg = self.cfg
         target = cfg.train.num_steps if num_steps is None else num_steps
         metrics_path = self.run_dir / "metrics.csv"
