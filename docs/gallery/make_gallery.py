@@ -85,14 +85,41 @@ def _first_half(s: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- Magenta decoder-only
+TEMPS_SAMPLES = (0.1, 0.3, 0.5, 0.7, 1.0)
+
+
+def _sample_grid(lm, out: Path, fn: str, seed: int, ncol: int = 6) -> None:
+    """``ncol`` samples per row, one row per temperature of TEMPS_SAMPLES, seeds seed+100*row."""
+    from sketchrnn.api import sample
+    from sketchrnn.render import grid_image
+
+    sk, labels = [], []
+    for j, tau in enumerate(TEMPS_SAMPLES):
+        sk += sample(lm, n=ncol, temperature=tau, seed=seed + 100 * j)
+        labels += [f"t={tau:g}"] * ncol
+    _save_png(out / fn, grid_image(sk, ncols=ncol, cell=96, labels=labels, stroke_width=1.3))
+
+
+def _completion_grid(lm, drawings: list[np.ndarray], picks, out: Path, fn: str, seed: int, tau: float) -> None:
+    """Per row: a drawing, its first half (grey) and 5 continuations of the half (red)."""
+    from sketchrnn import creative as C
+
+    items = []
+    for r, i in enumerate(picks):
+        half = _first_half(drawings[i])
+        conts = C.complete(lm, half, n=5, temperature=tau, seed=seed + r)
+        items += [(drawings[i], len(drawings[i])), (half, len(half))]
+        items += [(C.join(half, c), len(half)) for c in conts]
+    _save_png(out / fn, C.two_tone_image(items, ncols=7, cell=110, stroke_width=1.6))
+
+
 def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -> None:
     from sketchrnn import creative as C
     from sketchrnn.api import sample
     from sketchrnn.checkpoint import load_model
-    from sketchrnn.render import animate_gif, grid_image
+    from sketchrnn.render import animate_gif
 
     mdir = shared / "models" / "magenta"
-    temps = [0.1, 0.3, 0.5, 0.7, 1.0]
     ncol = 6
     # rain.gen.json is left out: it scores real QuickDraw rain drawings at 175 nats per point
     # (cat: 8.1) and draws jagged lines, not clouds and drops.
@@ -102,15 +129,11 @@ def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -
             _log(f"note: {f} not found; skipping its samples")
             continue
         lm = load_model(f)
-        sk, labels = [], []
-        for j, tau in enumerate(temps):
-            sk += sample(lm, n=ncol, temperature=tau, seed=seed + 100 * j)
-            labels += [f"t={tau:g}"] * ncol
         fn = f"samples_{name}.png"
-        _save_png(out / fn, grid_image(sk, ncols=ncol, cell=96, labels=labels, stroke_width=1.3))
+        _sample_grid(lm, out, fn, seed, ncol)
         entries.append(Entry("Samples (Magenta decoder-only models)", fn,
                              f"`{name}.gen.json` (Magenta's decoder-only LSTM, imported): {ncol} samples per row at "
-                             f"temperature {', '.join(f'{t:g}' for t in temps)} (one row each, top to bottom), "
+                             f"temperature {', '.join(f'{t:g}' for t in TEMPS_SAMPLES)} (one row each, top to bottom), "
                              f"seeds {seed}+100*row."))
         _log(f"wrote {fn}")
 
@@ -124,15 +147,8 @@ def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -
             continue
         lm = load_model(f)
         drawings = [d * np.array([SCALE, SCALE, 1], np.float32) for d in _quickdraw(shared, name)]
-        items = []
-        for r, i in enumerate(picks):
-            half = _first_half(drawings[i])
-            conts = C.complete(lm, half, n=5, temperature=tau, seed=seed + r)
-            items.append((drawings[i], len(drawings[i])))
-            items.append((half, len(half)))
-            items += [(C.join(half, c), len(half)) for c in conts]
         fn = f"complete_{name}.png"
-        _save_png(out / fn, C.two_tone_image(items, ncols=7, cell=110, stroke_width=1.6))
+        _completion_grid(lm, drawings, picks, out, fn, seed, tau)
         entries.append(Entry("Completions of real drawings (Magenta decoder-only models)", fn,
                              f"`{name}.gen.json`, temperature {tau:g}: each row is one human QuickDraw drawing "
                              f"(`simplified/{name}.ndjson`, drawings {', '.join(map(str, picks))}, enlarged {SCALE:g}x "
@@ -219,34 +235,21 @@ def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -
 def uncond_sections(spec: str, shared: Path, out: Path, seed: int, entries: list[Entry], caveat: str) -> None:
     """A decoder-only model trained by this project (``--cat-uncond``): samples over temperatures
     and completions of the same real cat halves as Magenta's ``cat.gen.json`` above."""
-    from sketchrnn import creative as C
-    from sketchrnn.api import sample
     from sketchrnn.checkpoint import load_model
-    from sketchrnn.render import grid_image
 
     lm = load_model(spec)
     section = f"Decoder-only cat trained by this project (`{spec}`)"
-    temps, ncol = [0.1, 0.3, 0.5, 0.7, 1.0], 6
-    sk, labels = [], []
-    for j, tau in enumerate(temps):
-        sk += sample(lm, n=ncol, temperature=tau, seed=seed + 100 * j)
-        labels += [f"t={tau:g}"] * ncol
-    fn = "uncond_samples_cat.png"
-    _save_png(out / fn, grid_image(sk, ncols=ncol, cell=96, labels=labels, stroke_width=1.3))
-    entries.append(Entry(section, fn, f"{ncol} samples per row at temperature {', '.join(f'{t:g}' for t in temps)} "
-                                      f"(top to bottom), seeds {seed}+100*row, as `samples_cat.png` above. {caveat}"))
+    fn, ncol = "uncond_samples_cat.png", 6
+    _sample_grid(lm, out, fn, seed, ncol)
+    entries.append(Entry(section, fn, f"{ncol} samples per row at temperature "
+                                      f"{', '.join(f'{t:g}' for t in TEMPS_SAMPLES)} (top to bottom), seeds "
+                                      f"{seed}+100*row, as `samples_cat.png` above. {caveat}"))
     _log(f"wrote {fn}")
     if (shared / "data" / "quickdraw" / "simplified").is_dir():
         tau, picks = 0.3, (0, 2, 5, 9)
         drawings = [d * np.array([SCALE, SCALE, 1], np.float32) for d in _quickdraw(shared, "cat")]
-        items = []
-        for r, i in enumerate(picks):
-            half = _first_half(drawings[i])
-            conts = C.complete(lm, half, n=5, temperature=tau, seed=seed + r)
-            items += [(drawings[i], len(drawings[i])), (half, len(half))]
-            items += [(C.join(half, c), len(half)) for c in conts]
         fn = "uncond_complete_cat.png"
-        _save_png(out / fn, C.two_tone_image(items, ncols=7, cell=110, stroke_width=1.6))
+        _completion_grid(lm, drawings, picks, out, fn, seed, tau)
         entries.append(Entry(section, fn, f"Completions, as `complete_cat.png` above (cat drawings "
                                           f"{', '.join(map(str, picks))}, enlarged {SCALE:g}x, first half grey, 5 "
                                           f"continuations in red), temperature {tau:g}. {caveat}"))
