@@ -94,6 +94,7 @@ class Trainer:
         from .model import SketchRNN
 
         self.cfg = cfg.validate()
+        self._run_lock: Any = None  # open RUN/.lock while held (_lock_run_dir, release)
         self.run_dir = Path(run_dir)
         t = cfg.train
         if not cfg.data.paths:
@@ -213,8 +214,9 @@ class Trainer:
                               f"{3 * size / 1e6:.1f} MB (last.pt, best.pt, temp copy); free space or choose another --out")
 
     def _lock_run_dir(self) -> None:
-        """One trainer per run directory: an exclusive lock on RUN/.lock, held while this Trainer
-        lives (the OS drops it when the process ends, however it ends). Without it a second
+        """One trainer per run directory: an exclusive lock on RUN/.lock, taken at start-up and
+        held until :meth:`fit` returns (the OS drops it when the process ends, however it ends).
+        Without it a second
         ``--resume`` into a running run would interleave checkpoints and delete the other's temp files."""
         try:
             import fcntl
@@ -450,7 +452,7 @@ class Trainer:
     def fit(self, num_steps: int | None = None) -> dict[str, float]:
         """Train to ``num_steps`` (default ``train.num_steps``) or until ``train.max_minutes``;
         holds the run directory's lock meanwhile and releases it on return."""
-        if self.is_main and getattr(self, "_run_lock", None) is None:
+        if self.is_main and self._run_lock is None:
             self._lock_run_dir()
         try:
             return self._fit(num_steps)
@@ -459,7 +461,7 @@ class Trainer:
 
     def release(self) -> None:
         """Give up the run directory's lock (another Trainer may then resume the run)."""
-        lock, self._run_lock = getattr(self, "_run_lock", None), None
+        lock, self._run_lock = self._run_lock, None
         if lock is not None:
             lock.close()
 
