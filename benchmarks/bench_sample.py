@@ -21,6 +21,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -98,7 +99,9 @@ def main() -> None:
         if torch.cuda.is_available() and not a.no_cuda:
             from sketchrnn.loaded import LoadedModel
 
-            lg = LoadedModel(model=lm.model.cuda(), config=lm.config, scale_factor=1.0, class_names=[], name=lm.name)
+            # a copy: Module.cuda() moves in place, and the CPU rows must keep a CPU model
+            lg = LoadedModel(model=copy.deepcopy(lm.model).cuda(), config=lm.config, scale_factor=1.0,
+                             class_names=[], name=lm.name)
             api.decode(lg, z[:8], seed=0, **kw)
 
             def gpu(lg=lg, z=z) -> None:
