@@ -139,15 +139,17 @@ class _SinkRoot(torch.autograd.Function):
         s = ctx.sink
         if not s.grads:
             return dx, None, None
-        a = torch.stack(s.inputs)  # (T, .., B, K)
+        # stacked on dim -3, so that (*lead, T, B, K) -> (*lead, T*B, K) is a view (stacking on
+        # dim 0 and moving T next to B copied both, 2 x 32 MB per step for a small encoder)
+        a = torch.stack(s.inputs, dim=-3)  # (.., T, B, K)
         g = torch.stack([s.grads[t] if t in s.grads else torch.zeros_like(s.grads[next(iter(s.grads))])
-                         for t in range(len(s.inputs))])  # (T, .., B, N)
+                         for t in range(len(s.inputs))], dim=-3)  # (.., T, B, N)
         s.grads.clear()
         s.inputs.clear()
-        T, B, K, N = a.shape[0], a.shape[-2], a.shape[-1], g.shape[-1]
-        lead = a.shape[1:-2]  # () one cell; (D,) D cells; (.., 12) hyper-norm blocks
-        a2 = a.movedim(0, -3).reshape(*lead, T * B, K)  # (*lead, T*B, K)
-        g2 = g.movedim(0, -3).reshape(*lead, T * B, N)  # (*lead, T*B, N)
+        T, B, K, N = a.shape[-3], a.shape[-2], a.shape[-1], g.shape[-1]
+        lead = a.shape[:-3]  # () one cell; (D,) D cells; (.., 12) hyper-norm blocks
+        a2 = a.reshape(*lead, T * B, K)  # (*lead, T*B, K)
+        g2 = g.reshape(*lead, T * B, N)  # (*lead, T*B, N)
         dw = a2.transpose(-1, -2) @ g2  # (*lead, K, N)
         return dx, dw.reshape(ctx.w_shape), None
 
@@ -304,9 +306,10 @@ def run_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor |
     used at every step are formed once per sequence (:class:`_SinkRoot`); on launch-bound
     devices (CUDA) those of the small per-step parameters too (:func:`_per_step`)."""
     if state0[1].shape[0] == 1:  # one cell: run 2-D, restore the direction axis at the end
-        xp1 = tuple(x[:, 0] for x in xp) if isinstance(xp, tuple) else xp[:, 0]
-        hs, fin = run_sequence(_squeeze_one(seq), xp1, tuple(s[0] for s in state0),
-                               masks[:, 0] if masks is not None else None, pointwise)
+        # squeeze, not [:, 0]: a select's backward zero-fills a whole xp-sized gradient
+        xp1 = tuple(x.squeeze(1) for x in xp) if isinstance(xp, tuple) else xp.squeeze(1)
+        hs, fin = run_sequence(_squeeze_one(seq), xp1, tuple(s.squeeze(0) for s in state0),
+                               masks.squeeze(1) if masks is not None else None, pointwise)
         return hs.unsqueeze(1), tuple(f.unsqueeze(0) for f in fin)
     pw = pointwise or _EAGER
     p = seq.params
@@ -540,7 +543,7 @@ def decoder_forward(decoder: Any, inputs: Tensor, z: Tensor | None, state: Tenso
     state0 = tuple(s.unsqueeze(0) for s in _split_state(seq, cells, state))
     rec = masks.dec.unsqueeze(1) if masks.dec is not None else None  # (T, 1, B, H)
     hs, final = _run(seq, xp, state0, rec, "dec")
-    hs = hs[:, 0]  # (T, B, H)
+    hs = hs.squeeze(1)  # (T, B, H) (a view both ways; hs[:, 0] would zero-fill in backward)
     if masks.dec_out is not None:
         hs = hs * masks.dec_out
     out = decoder.output(hs.transpose(0, 1))  # (B, T, 6M+3): the head once for all steps

@@ -68,8 +68,9 @@ def split_params(out: Tensor) -> MixtureParams:
     if n <= 0 or n % 6:
         raise ValueError(f"MDN output width must be 6M+3, got {out.shape[-1]}")
     M = n // 6
-    pen_logits = out[..., :3]
-    pi, mu_x, mu_y, log_sx, log_sy, rho_raw = out[..., 3:].split(M, dim=-1)  # 6 x (..., M)
+    # one split (its backward is one cat); slicing out[..., :3] and out[..., 3:] would zero-fill
+    # an out-sized gradient per slice
+    pen_logits, pi, mu_x, mu_y, log_sx, log_sy, rho_raw = out.split([3] + [M] * 6, dim=-1)  # (..., 3), 6 x (..., M)
     return MixtureParams(
         pen_logits=pen_logits,
         log_pi=F.log_softmax(pi, dim=-1),
