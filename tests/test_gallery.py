@@ -60,11 +60,12 @@ def test_eight_legged_and_head_only(G):
     assert len(hp) == 2 and np.allclose(hp[0], head, atol=1e-3) and np.allclose(hp[1], snout, atol=1e-3)
 
 
-def test_decoder_only_section_draws_samples_and_completions(G, tmp_path, shared_dir):
-    """The `--cat-uncond` section end to end with a tiny untrained decoder-only model: both
-    pictures written (PNG), listed in the README with the given quality note."""
-    if not (shared_dir / "data" / "quickdraw" / "simplified" / "cat.ndjson").is_file():
-        pytest.skip("../shared/data/quickdraw/simplified/cat.ndjson not present")
+@pytest.mark.parametrize("cls", ["cat", "pig"])
+def test_decoder_only_section_draws_samples_and_completions(G, tmp_path, shared_dir, cls):
+    """The `--cat-uncond` / `--pig-uncond` section end to end with a tiny untrained decoder-only
+    model: both pictures written (PNG), listed in the README with the given quality note."""
+    if not (shared_dir / "data" / "quickdraw" / "simplified" / f"{cls}.ndjson").is_file():
+        pytest.skip(f"../shared/data/quickdraw/simplified/{cls}.ndjson not present")
     import torch
 
     from sketchrnn.checkpoint import save_weights
@@ -74,12 +75,12 @@ def test_decoder_only_section_draws_samples_and_completions(G, tmp_path, shared_
     cfg = ModelConfig(conditional=False, dec_model="lstm", dec_rnn_size=16, num_mixture=3, max_seq_len=250)
     torch.manual_seed(0)
     path = tmp_path / "tiny_uncond.safetensors"
-    save_weights(path, SketchRNN(cfg), cfg, 40.0, ["cat"])
+    save_weights(path, SketchRNN(cfg), cfg, 40.0, [cls])
     out = tmp_path / "gallery"
     assert G.main(["--out", str(out), "--shared", str(shared_dir), "--no-magenta", "--no-shipped",
-                   "--cat-uncond", str(path), "--note", "cat-uncond=untrained test model"]) == 0
-    for fn in ("uncond_samples_cat.png", "uncond_complete_cat.png"):
+                   f"--{cls}-uncond", str(path), "--note", f"{cls}-uncond=untrained test model"]) == 0
+    for fn in (f"uncond_samples_{cls}.png", f"uncond_complete_{cls}.png"):
         assert (out / fn).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fn
     readme = (out / "README.md").read_text()
-    assert "## Decoder-only cat trained by this project" in readme
+    assert f"## Decoder-only {cls} trained by this project" in readme
     assert readme.count("measured quality: untrained test model.") == 2  # one caption per picture

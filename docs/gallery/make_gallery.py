@@ -18,8 +18,8 @@ Sections:
   several temperatures, latent interpolations (PNG + GIF), an analogy, and a design sheet
   around one input. Skipped with a note when no conditional model is given.
 
-* ``--cat-uncond`` (a decoder-only cat trained by this project; default: the shipped one):
-  samples over temperatures and completions of the same real cat halves as Magenta's model.
+* ``--cat-uncond``, ``--pig-uncond`` (decoder-only models trained by this project; default: the
+  shipped ones): samples over temperatures and completions of the same real halves as Magenta's.
 * ``--cat``, ``--pig``, ``--catpig`` (conditional VAEs trained on one QuickDraw class or on
   cat + pig): real, edited and foreign QuickDraw drawings fed to them (a three-eyed cat, a
   toothbrush, chairs; an eight-legged pig, trucks), a design sheet and completions (cat),
@@ -232,25 +232,30 @@ def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -
         _log("wrote draw_cat.gif")
 
 
-def uncond_sections(spec: str, shared: Path, out: Path, seed: int, entries: list[Entry], caveat: str) -> None:
-    """A decoder-only model trained by this project (``--cat-uncond``): samples over temperatures
-    and completions of the same real cat halves as Magenta's ``cat.gen.json`` above."""
+UNCOND_PICKS = {"cat": (0, 2, 5, 9), "pig": (0, 1, 3, 6)}  # the drawings Magenta's models complete above
+
+
+def uncond_sections(spec: str, cls: str, shared: Path, out: Path, seed: int, entries: list[Entry],
+                    caveat: str) -> None:
+    """A decoder-only model of class ``cls`` trained by this project (``--cat-uncond``,
+    ``--pig-uncond``): samples over temperatures and completions of the same real halves as
+    Magenta's ``CLS.gen.json`` above."""
     from sketchrnn.checkpoint import load_model
 
     lm = load_model(spec)
-    section = f"Decoder-only cat trained by this project (`{spec}`)"
-    fn, ncol = "uncond_samples_cat.png", 6
+    section = f"Decoder-only {cls} trained by this project (`{spec}`)"
+    fn, ncol = f"uncond_samples_{cls}.png", 6
     _sample_grid(lm, out, fn, seed, ncol)
     entries.append(Entry(section, fn, f"{ncol} samples per row at temperature "
                                       f"{', '.join(f'{t:g}' for t in TEMPS_SAMPLES)} (top to bottom), seeds "
-                                      f"{seed}+100*row, as `samples_cat.png` above. {caveat}"))
+                                      f"{seed}+100*row, as `samples_{cls}.png` above. {caveat}"))
     _log(f"wrote {fn}")
-    if (shared / "data" / "quickdraw" / "simplified").is_dir():
-        tau, picks = 0.3, (0, 2, 5, 9)
-        drawings = [d * np.array([SCALE, SCALE, 1], np.float32) for d in _quickdraw(shared, "cat")]
-        fn = "uncond_complete_cat.png"
+    if (shared / "data" / "quickdraw" / "simplified" / f"{cls}.ndjson").is_file():
+        tau, picks = 0.3, UNCOND_PICKS.get(cls, (0, 1, 2, 3))
+        drawings = [d * np.array([SCALE, SCALE, 1], np.float32) for d in _quickdraw(shared, cls)]
+        fn = f"uncond_complete_{cls}.png"
         _completion_grid(lm, drawings, picks, out, fn, seed, tau)
-        entries.append(Entry(section, fn, f"Completions, as `complete_cat.png` above (cat drawings "
+        entries.append(Entry(section, fn, f"Completions, as `complete_{cls}.png` above ({cls} drawings "
                                           f"{', '.join(map(str, picks))}, enlarged {SCALE:g}x, first half grey, 5 "
                                           f"continuations in red), temperature {tau:g}. {caveat}"))
         _log(f"wrote {fn}")
@@ -834,6 +839,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--catpig", help="a conditional VAE trained on cat + pig (default: the shipped `catpig`)")
     p.add_argument("--cat-uncond", help="a decoder-only cat model trained by this project (default: the shipped "
                    "`cat-uncond`)")
+    p.add_argument("--pig-uncond", help="a decoder-only pig model trained by this project (default: the shipped "
+                   "`pig-uncond`)")
     p.add_argument("--no-shipped", action="store_true",
                    help="no defaults from the shipped models (only the sections whose models are given)")
     p.add_argument("--note", action="append", default=[], metavar="MODEL=TEXT",
@@ -847,7 +854,7 @@ def main(argv: list[str] | None = None) -> int:
         from sketchrnn.checkpoint import shipped_models
 
         shipped = set(shipped_models())
-        for role in ("cat", "pig", "catpig", "cat-uncond"):
+        for role in ("cat", "pig", "catpig", "cat-uncond", "pig-uncond"):
             if getattr(a, role.replace("-", "_")) is None and role in shipped:
                 setattr(a, role.replace("-", "_"), role)
     notes: dict[str, str] = {}
@@ -873,8 +880,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = f"Magenta sections: {shared / 'models' / 'magenta'} not found (give --shared)"
         _log("note: " + msg)
         skipped.append(msg)
-    if a.cat_uncond:
-        uncond_sections(a.cat_uncond, shared, out, a.seed, entries, _model_caveat(a.cat_uncond, notes, "cat-uncond"))
+    for cls in ("cat", "pig"):
+        spec = getattr(a, f"{cls}_uncond")
+        if spec:
+            uncond_sections(spec, cls, shared, out, a.seed, entries, _model_caveat(spec, notes, f"{cls}-uncond"))
     if not a.model and not any(getattr(a, role) for role in ("cat", "pig", "catpig")):
         msg = ("conditional-model sections (reconstructions, interpolations, analogy, design sheet around an input): "
                "no conditional model given (use --model M --data D.npz)")
