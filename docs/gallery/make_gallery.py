@@ -251,7 +251,7 @@ def uncond_sections(spec: str, cls: str, shared: Path, out: Path, seed: int, ent
                                       f"{seed}+100*row, as `samples_{cls}.png` above. {caveat}"))
     _log(f"wrote {fn}")
     if (shared / "data" / "quickdraw" / "simplified" / f"{cls}.ndjson").is_file():
-        tau, picks = 0.3, UNCOND_PICKS.get(cls, (0, 1, 2, 3))
+        tau, picks = 0.3, UNCOND_PICKS[cls]
         drawings = [d * np.array([SCALE, SCALE, 1], np.float32) for d in _quickdraw(shared, cls)]
         fn = f"uncond_complete_{cls}.png"
         _completion_grid(lm, drawings, picks, out, fn, seed, tau)
@@ -880,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = f"Magenta sections: {shared / 'models' / 'magenta'} not found (give --shared)"
         _log("note: " + msg)
         skipped.append(msg)
-    for cls in ("cat", "pig"):
+    for cls in UNCOND_PICKS:
         spec = getattr(a, f"{cls}_uncond")
         if spec:
             uncond_sections(spec, cls, shared, out, a.seed, entries, _model_caveat(spec, notes, f"{cls}-uncond"))
