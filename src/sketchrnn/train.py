@@ -216,8 +216,8 @@ class Trainer:
     def _lock_run_dir(self) -> None:
         """One trainer per run directory: an exclusive lock on RUN/.lock, taken at start-up and
         held until :meth:`fit` returns (the OS drops it when the process ends, however it ends).
-        Without it a second
-        ``--resume`` into a running run would interleave checkpoints and delete the other's temp files."""
+        Without it a second ``--resume`` into a running run would interleave checkpoints and delete
+        the other's temp files."""
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
