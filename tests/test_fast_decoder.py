@@ -297,3 +297,89 @@ def test_compiled_pointwise_math_matches_eager_on_cpu(monkeypatch):
     assert used, "the compiled functions were not used"
     assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
     assert max(_rel(a, b) for a, b in zip(g, g_ref)) <= 1e-5
+
+
+# ----------------------------------------------------------------------------- the LSTM by hand
+def _lstm_sequence_inputs(lazy: bool, dtype, masked: bool = True, T_: int = 6, B: int = 4, H: int = 8, I: int = 5,
+                          b_rows: int = 1, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
+    if lazy:
+        x, wx, b = r(T_, B, I), (r(I, 4 * H) * 0.3).requires_grad_(), r(b_rows, 4 * H).requires_grad_()
+    else:
+        x, wx, b = r(T_, B, 4 * H).requires_grad_(), None, None
+    w = (r(H, 4 * H) * 0.3).requires_grad_()
+    c0, h0 = r(B, H).requires_grad_(), r(B, H).requires_grad_()
+    m = ((torch.rand(T_, B, H, generator=g) < 0.8).to(dtype) / 0.8) if masked else None
+    return x, wx, b, w, c0, h0, m
+
+
+@pytest.mark.parametrize("lazy,b_rows", [(False, 1), (True, 1), (True, 4)])
+@pytest.mark.parametrize("masked", [True, False])
+def test_hand_lstm_sequence_gradcheck(lazy, b_rows, masked):
+    """The hand-written backward of the LSTM recurrence against finite differences (float64),
+    with the projection given (xp) or left to the step (x @ wx + b, b shared or per sketch)."""
+    x, wx, b, w, c0, h0, m = _lstm_sequence_inputs(lazy, torch.float64, masked, b_rows=b_rows)
+
+    def f(*a):
+        hs, c, h = fd._LSTMSequence.apply(*(a[:3] if lazy else (a[0], None, None)), *a[-3:], m, 1.0)
+        return hs, c, h
+
+    args = (x, wx, b, w, c0, h0) if lazy else (x, w, c0, h0)
+    assert torch.autograd.gradcheck(f, args)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_native_lstm_kernels_match_torch_operations(lazy):
+    """float32 on a CPU runs the step math in C (native_sampler.c: sk_lstm_fw / sk_lstm_bw);
+    values and gradients agree with the torch-operation version to float32 rounding."""
+    from sketchrnn.fast import native
+
+    if not native.available():
+        pytest.skip(f"native kernels unavailable: {native.status()}")
+    x, wx, b, w, c0, h0, m = _lstm_sequence_inputs(lazy, torch.float32, T_=9, B=5, H=16, b_rows=5, seed=3)
+    assert fd._native_lstm(x) is not None
+    ins = [t for t in (x, wx, b, w, c0, h0) if t is not None and t.requires_grad]
+    outs = []
+    for use_native in (True, False):
+        fd._HAND_LSTM["native"] = use_native
+        try:
+            hs, c, h = fd._LSTMSequence.apply(x, wx, b, w, c0, h0, m, 1.0)
+            loss = (hs * torch.linspace(-1, 1, 16)).sum() + (c ** 2).sum() + 0.5 * h.sum()
+            outs.append((hs.detach(), c.detach(), h.detach(), *torch.autograd.grad(loss, ins)))
+        finally:
+            fd._HAND_LSTM["native"] = True
+    for a, b_ in zip(*outs):
+        assert _rel(a, b_) <= 2e-6, _rel(a, b_)
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_hand_lstm_and_autograd_paths_agree(conditional, dtype, tol):
+    """The whole model's losses and gradients with the hand-differentiated LSTM (the CPU
+    default: decoder D = 1, encoder D = 2, projections left to the step) and with autograd over
+    the per-step math (set_hand_lstm(False)), the same masks and z-noise."""
+    model = make_model("lstm", conditional, dtype)
+    x, L = make_batch([10, 7, 3, 9], dtype, seed=6)
+    masks = fd.draw_masks(model, 4, T, int(L.max()), x)
+    eps = torch.randn(4, model.cfg.z_size, dtype=dtype) if conditional else None
+    res = []
+    for mode in ("auto", False):
+        fd.set_hand_lstm(mode)
+        try:
+            out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+            res.append((out["L_R"] + out["L_KL"], torch.autograd.grad(out["L_R"] + out["L_KL"],
+                                                                        list(model.parameters()), allow_unused=True)))
+        finally:
+            fd.set_hand_lstm("auto")
+    (la, ga), (lb, gb) = res
+    assert abs(la.item() - lb.item()) <= tol * abs(lb.item())
+    n = 0
+    for a, b in zip(ga, gb):
+        if b is None:
+            continue
+        assert _rel(a, b) <= tol
+        n += 1
+    assert n >= 5
+    with pytest.raises(ValueError):
+        fd.set_hand_lstm("sometimes")

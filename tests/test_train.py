@@ -81,6 +81,32 @@ def test_matmul_precision_is_a_cuda_setting_only(tmp_path, shapes_npz):
     assert torch.get_float32_matmul_precision() == before == "highest"
 
 
+@pytest.mark.parametrize("reuse", [True, False])
+def test_reuse_heap_is_asked_for_on_the_cpu_only_when_configured(tmp_path, shapes_npz, monkeypatch, reuse):
+    """train.reuse_heap (default true) keeps big freed blocks in the heap on a CPU (glibc
+    mallopt); false leaves the allocator alone."""
+    import sketchrnn.train as train_mod
+
+    calls = []
+    monkeypatch.setattr(train_mod, "_reuse_heap", lambda: calls.append(1) or True)
+    cfg = tiny_cfg(shapes_npz, "train.num_steps=1", "train.device=cpu", f"train.reuse_heap={str(reuse).lower()}")
+    Trainer(cfg, tmp_path / "run", progress=False).release()
+    assert len(calls) == (1 if reuse else 0)
+
+
+def test_reuse_heap_takes_effect_with_glibc():
+    import platform
+
+    from sketchrnn.train import _reuse_heap
+
+    if platform.system() != "Linux" or not platform.libc_ver()[0].startswith("glibc"):
+        pytest.skip("mallopt is glibc's")
+    assert _reuse_heap() is True
+    x = torch.empty(40 * 2**20 // 4)  # 40 MB: above any mmap threshold, served from the heap now
+    x.fill_(1.0)
+    assert float(x[-1]) == 1.0
+
+
 def test_one_trainer_per_run_directory(tmp_path, shapes_npz):
     """A second trainer on a run directory in use (e.g. a --resume while the first still runs)
     is refused with a one-line error; once the first is done, resuming works."""

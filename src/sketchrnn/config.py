@@ -128,6 +128,10 @@ class TrainConfig:
     # gradients ~1e-3 relative to fp32); medium = bf16 products
     matmul_precision: str = "highest"
     init_from: str = ""  # fine-tune: start from these weights (.pt/.safetensors/shipped name), fresh optimiser
+    # CPU on Linux (glibc): keep freed memory in the process heap (mallopt) so that each step
+    # reuses its ~30 MB buffers instead of page-faulting fresh ones (small VAE step ~12 % faster);
+    # process-wide, the resident size stays at its peak
+    reuse_heap: bool = True
 
     def validate(self) -> None:
         if self.batch_size < 1:

@@ -113,6 +113,8 @@ class Trainer:
         if t.deterministic:
             torch.use_deterministic_algorithms(True)
         self.device = self.dist.device
+        if t.reuse_heap and self.device.type == "cpu":
+            _reuse_heap()
         if self.device.type == "cuda":  # process-wide, as torch has it; the CPU keeps fp32 always
             torch.set_float32_matmul_precision(t.matmul_precision)
 
@@ -549,6 +551,26 @@ class _NullFile:
 
     def flush(self) -> None:
         pass
+
+
+def _reuse_heap() -> bool:
+    """glibc only: serve big allocations from the heap and never trim it (``M_MMAP_MAX`` 0,
+    ``M_TRIM_THRESHOLD`` max). By default each block over the mmap threshold (at most 32 MiB)
+    is a fresh mapping whose pages fault in again at every step: ~25 ms per 34 MB buffer on
+    the development VM (benchmarks/RESULTS.md). Returns whether it took effect."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def _load_init(spec: str, m) -> Any:

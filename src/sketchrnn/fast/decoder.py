@@ -18,6 +18,10 @@ of the 2 x 250 sequential steps (Ha & Eck 2017, Sec. 3; Magenta ``sketch_rnn/mod
   formed ONCE per sequence, ``dW = sum_t h_{t-1}^T g_t`` as one matrix product over all T*B
   rows, instead of T small products and T accumulations (:class:`_SinkRoot`); everything else
   is differentiated by autograd as written, so gradients are those of the oracle.
+* on a CPU the plain LSTM recurrence (the small models' decoders and encoders) is one autograd
+  node with a hand-written backward (:class:`_LSTMSequence`; float32 gate math in C, the input
+  projection added inside the step): no per-step graph, no per-step allocations
+  (``set_hand_lstm``; benchmarks/RESULTS.md).
 
 On CUDA the per-step elementwise math is compiled (``torch.compile``) and the whole
 recurrence, forward and backward, is captured in a CUDA graph (:mod:`.cuda`); both switch on
@@ -227,6 +231,182 @@ class _RecGroup:
         return tuple(w.mm(a, t) for w in self.parts)
 
 
+# ----------------------------------------------------------------------------- LSTM, by hand
+# The plain LSTM recurrence with its backward written out (a CPU path): autograd's per-step
+# graph of ~20 small nodes, the cat that the backward of each step's chunk(4) does and the
+# stacks of the per-step inputs and gradients cost about a third of a small model's CPU step;
+# here every step writes into preallocated (T, .., B, .) buffers and W_hh's gradient is one
+# product at the end. "auto" = on CPUs; CUDA keeps its compiled, graph-captured steps.
+_HAND_LSTM: dict[str, Any] = {"mode": "auto", "native": True}  # native: C step kernels for float32
+
+
+def set_hand_lstm(mode: str | bool) -> None:
+    """The hand-differentiated LSTM sequence (:class:`_LSTMSequence`): "auto" (on CPUs, the
+    default), True (always) or False (never: autograd over the per-step math)."""
+    if mode not in ("auto", True, False):
+        raise ValueError(f"hand-LSTM mode must be 'auto', True or False, got {mode!r}")
+    _HAND_LSTM["mode"] = mode
+
+
+def _hand_lstm(x: Tensor) -> bool:
+    mode = _HAND_LSTM["mode"]
+    return (not x.is_cuda) if mode == "auto" else bool(mode)
+
+
+def _native_lstm(x: Tensor) -> Any:
+    """The C step kernels (:mod:`.native`) for float32 CPU tensors, else None."""
+    if x.dtype != torch.float32 or x.device.type != "cpu" or not _HAND_LSTM["native"]:
+        return None
+    from .native import training_lib
+
+    return training_lib()
+
+
+@dataclass
+class _LazyProjection:
+    """An input projection not yet computed: ``x (T, D, B, I) @ w (D, I, 4H) + b`` with ``b``
+    (D, B, 4H) or (D, 1, 4H). The hand-differentiated LSTM adds it row by row inside its step
+    (for small I, the 5 pen-offset inputs), so the (T, D, B, 4H) tensor (34 MB for a small
+    VAE's decoder) is never written; every other path calls :meth:`materialize`."""
+
+    x: Tensor
+    w: Tensor
+    b: Tensor
+
+    def materialize(self) -> Tensor:  # (T, D, B, 4H)
+        T, D, B, I = self.x.shape
+        xd = self.x.permute(1, 0, 2, 3).reshape(D, T * B, I)  # (D, T*B, I)
+        xw = torch.bmm(xd, self.w).reshape(D, T, B, -1) + self.b.unsqueeze(1)  # (D, T, B, 4H)
+        return xw.transpose(0, 1).contiguous()  # (T, D, B, 4H)
+
+
+LAZY_MAX_INPUTS = 8  # inputs per step up to which the projection is left to the step (see above)
+
+
+def _lazy_ok(kind: str, x: Tensor) -> bool:
+    return kind == "lstm" and x.shape[-1] <= LAZY_MAX_INPUTS and _hand_lstm(x)
+
+
+class _LSTMSequence(torch.autograd.Function):
+    """One LSTM cell's whole recurrence (Magenta ``LSTMCell``, recurrent dropout on g) as one
+    autograd node. Inputs: the step inputs ``x``, either the hoisted projection xp (T, B, 4H)
+    (``wx``, ``b`` None) or raw inputs (T, B, I) with ``wx`` (I, 4H) and ``b`` (B or 1, 4H),
+    so that step t adds ``x_t @ wx + b``; ``w`` (H, 4H) = W_hh; states ``c0``, ``h0`` (B, H);
+    ``masks`` (T, B, H) or None; the forget bias. Outputs: hs (T, B, H) and the final c, h.
+    Per step one product and the gate math: in C for float32 on a CPU (``sk_lstm_fw`` /
+    ``sk_lstm_bw`` of native_sampler.c), else as torch operations (float64, other devices)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, wx: Tensor | None, b: Tensor | None, w: Tensor, c0: Tensor, h0: Tensor,
+                masks: Tensor | None, forget_bias: float) -> tuple[Tensor, Tensor, Tensor]:
+        T, (B, H) = x.shape[0], h0.shape
+        x = x.contiguous()
+        masks = masks.contiguous() if masks is not None else None
+        hs = x.new_empty((T + 1, B, H))  # hs[t + 1] = h_t; hs[0] = h0
+        cs = x.new_empty((T + 1, B, H))
+        acts = x.new_empty((T, B, 4 * H))  # per step [s(i), tanh(j), s(f + bias), s(o)]
+        hs[0], cs[0] = h0, c0
+        lib = _native_lstm(x)
+        if lib is not None:
+            I = 0 if wx is None else x.shape[-1]
+            wxc = wx.contiguous() if wx is not None else None
+            bc = b.contiguous() if b is not None else None
+            sa, sh, sx = B * 4 * H * 4, B * H * 4, x[0].numel() * 4  # bytes per step
+            pa, px, ph, pc = acts.data_ptr(), x.data_ptr(), hs.data_ptr(), cs.data_ptr()
+            pw, pb = (wxc.data_ptr(), bc.data_ptr()) if I else (None, None)
+            b_rows = bc.shape[0] if I else 0
+            pm = masks.data_ptr() if masks is not None else None
+            for t in range(T):
+                torch.mm(hs[t], w, out=acts[t])
+                lib.sk_lstm_fw(B, H, pa + t * sa, px + t * sx, I, pw, pb, b_rows, pc + t * sh,
+                               None if pm is None else pm + t * sh, forget_bias, pc + (t + 1) * sh, ph + (t + 1) * sh)
+        else:
+            for t in range(T):
+                a = acts[t]  # (B, 4H)
+                torch.mm(hs[t], w, out=a).add_(x[t] if wx is None else torch.addmm(b, x[t], wx))
+                i, j, fo = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+                f = a[:, 2 * H:3 * H]
+                torch.tanh_(j)
+                f.add_(forget_bias)
+                torch.sigmoid_(i)
+                torch.sigmoid_(fo)
+                g = j * masks[t] if masks is not None else j
+                c = torch.mul(cs[t], f, out=cs[t + 1])
+                c.add_(i * g)  # c' = c s(f + 1) + s(i) drop(tanh j), summed as the oracle does
+                torch.tanh(c, out=hs[t + 1]).mul_(a[:, 3 * H:])  # h' = tanh(c') s(o)
+        ctx.save_for_backward(x, wx, b, w, masks, hs, cs, acts)
+        return hs[1:], cs[T].clone(), hs[T].clone()
+
+    @staticmethod
+    def backward(ctx: Any, dhs: Tensor, dc_last: Tensor, dh_last: Tensor):  # type: ignore[override]
+        x, wx, b, w, masks, hs, cs, acts = ctx.saved_tensors
+        T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+        wt = w.t()  # (4H, H)
+        grads = torch.empty_like(acts)  # d(pre-activation gates) per step = d xp  (T, B, 4H)
+        dhs = dhs.contiguous()
+        dh = dhs[T - 1] + dh_last  # (B, H)
+        lib = _native_lstm(acts)
+        if lib is not None:
+            dc = dc_last.contiguous().clone()  # updated in place, step by step
+            sa, sh = B * 4 * H * 4, B * H * 4
+            pa, pc, pg = acts.data_ptr(), cs.data_ptr(), grads.data_ptr()
+            pm = masks.data_ptr() if masks is not None else None
+            for t in range(T - 1, -1, -1):
+                lib.sk_lstm_bw(B, H, pa + t * sa, pc + t * sh, pc + (t + 1) * sh,
+                               None if pm is None else pm + t * sh, dh.data_ptr(), dc.data_ptr(), pg + t * sa)
+                dh = torch.addmm(dhs[t - 1], grads[t], wt) if t > 0 else grads[0] @ wt
+        else:
+            dc = dc_last
+            for t in range(T - 1, -1, -1):
+                a, gr = acts[t], grads[t]
+                si, tj, sf, so = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+                tc = torch.tanh(cs[t + 1])
+                dho = dh * so
+                torch.mul(dh * tc, so * (1 - so), out=gr[:, 3 * H:])  # d o
+                dc = dc + dho * (1 - tc * tc)
+                torch.mul(dc * cs[t], sf * (1 - sf), out=gr[:, 2 * H:3 * H])  # d f
+                m = masks[t] if masks is not None else None
+                g = tj * m if m is not None else tj
+                torch.mul(dc * g, si * (1 - si), out=gr[:, :H])  # d i
+                dj = dc * si
+                if m is not None:
+                    dj = dj * m
+                torch.mul(dj, 1 - tj * tj, out=gr[:, H:2 * H])  # d j
+                dc = dc * sf
+                dh = torch.addmm(dhs[t - 1], gr, wt) if t > 0 else gr @ wt
+        g2 = grads.reshape(T * B, 4 * H)  # (T*B, 4H)
+        dw = hs[:-1].reshape(T * B, H).t() @ g2  # dW_hh = sum_t h_{t-1}^T g_t: one product  (H, 4H)
+        if wx is None:
+            return grads, None, None, dw, dc, dh, None, None
+        need = ctx.needs_input_grad
+        dx = (grads @ wx.t()) if need[0] else None  # (T, B, I)
+        dwx = x.reshape(T * B, -1).t() @ g2 if need[1] else None  # (I, 4H)
+        db = (g2.sum(0, keepdim=True) if b.shape[0] == 1 else grads.sum(0)) if need[2] else None
+        return dx, dwx, db, dw, dc, dh, None, None
+
+
+def _hand_lstm_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...],
+                        masks: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """:class:`_LSTMSequence` per cell of a (T, D, B, .) recurrence (D = 2: the encoder's two
+    directions, each with contiguous per-step rows); outputs stacked back to (T, D, B, H)."""
+    c0, h0 = state0  # (D, B, H)
+    w_hh = seq.params["w_hh"]  # (D, H, 4H)
+    D = h0.shape[0]
+    hs, cs, hl = [], [], []
+    for d in range(D):
+        m = masks[:, d] if masks is not None else None
+        if isinstance(xp, _LazyProjection):
+            out = _LSTMSequence.apply(xp.x[:, d], xp.w[d], xp.b[d], w_hh[d], c0[d], h0[d], m, seq.forget_bias)
+        else:
+            out = _LSTMSequence.apply(xp[:, d], None, None, w_hh[d], c0[d], h0[d], m, seq.forget_bias)
+        hs.append(out[0])
+        cs.append(out[1])
+        hl.append(out[2])
+    if D == 1:  # views, no copies
+        return hs[0].unsqueeze(1), (cs[0].unsqueeze(0), hl[0].unsqueeze(0))
+    return torch.stack(hs, dim=1), (torch.stack(cs), torch.stack(hl))
+
+
 # ----------------------------------------------------------------------------- recurrences
 @dataclass
 class _Seq:
@@ -305,6 +485,10 @@ def run_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor |
     Returns hs (T, D, B, H) and the final state parts (D, B, ·). Gradients of the weights
     used at every step are formed once per sequence (:class:`_SinkRoot`); on launch-bound
     devices (CUDA) those of the small per-step parameters too (:func:`_per_step`)."""
+    if seq.kind == "lstm" and pointwise is None and _hand_lstm(state0[1]):
+        return _hand_lstm_sequence(seq, xp, state0, masks)
+    if isinstance(xp, _LazyProjection):
+        xp = xp.materialize()
     if state0[1].shape[0] == 1:  # one cell: run 2-D, restore the direction axis at the end
         # squeeze, not [:, 0]: a select's backward zero-fills a whole xp-sized gradient
         xp1 = tuple(x.squeeze(1) for x in xp) if isinstance(xp, tuple) else xp.squeeze(1)
@@ -368,6 +552,8 @@ def _input_projection(seq: _Seq, cells: list[Any], x: Tensor) -> Any:
     """Hoisted input projections for all steps: x (T, D, B, I) -> (T, D, B, 4H) [hyper: pair]."""
     T, D, B, I = x.shape
     w_ih = _stack([c.weight_ih for c in cells])  # (D, I, 4H)
+    if _lazy_ok(seq.kind, x):
+        return _LazyProjection(x, w_ih, _stack([c.bias for c in cells]).unsqueeze(1))  # b (D, 1, 4H)
     xd = x.permute(1, 0, 2, 3).reshape(D, T * B, I)  # (D, T*B, I)
     if seq.kind == "lstm":
         xw = torch.baddbmm(_stack([c.bias for c in cells]).unsqueeze(1), xd, w_ih)
@@ -450,6 +636,8 @@ def _run(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | None, t
     """Dispatch a recurrence: the CUDA-accelerated runner when available, else eager."""
     h0 = state0[1]
     if _ACCEL["enabled"] and h0.is_cuda:
+        if isinstance(xp, _LazyProjection):  # only with set_hand_lstm(True) on CUDA
+            xp = xp.materialize()
         from . import cuda as _cuda
 
         res = _cuda.run_sequence_accelerated(seq, xp, state0, masks, tag)
@@ -556,6 +744,8 @@ def _cond_projection(seq: _Seq, cell: Any, x: Tensor, z: Tensor) -> Any:
     T, B, _ = x.shape
     w5, wz = cell.weight_ih[:5], cell.weight_ih[5:]
     zpart = torch.addmm(cell.bias, z, wz) if seq.kind == "lstm" else z @ wz  # (B, 4H)
+    if _lazy_ok(seq.kind, x):
+        return _LazyProjection(x.unsqueeze(1), w5.unsqueeze(0), zpart.unsqueeze(0))  # (T, 1, B, 5), (1, 5, 4H), (1, B, 4H)
     xw = (x.reshape(T * B, 5) @ w5).reshape(T, B, -1) + zpart  # (T, B, 4H)
     xw = xw.unsqueeze(1)  # (T, 1, B, 4H)
     if seq.kind != "hyper":

@@ -1,5 +1,9 @@
 """Native sampling loop (``native_sampler.c``): built on first use, cached, optional.
 
+The same library holds the elementwise step kernels of the CPU training path's plain LSTM
+(``sk_lstm_fw`` / ``sk_lstm_bw``, used by :class:`sketchrnn.fast.decoder._LSTMSequence`;
+without the library it runs torch operations instead).
+
 The C file runs a whole sketch per call (see its header for why). It is compiled once per
 machine with the system C compiler (``$CC`` or ``cc``; ``-O3 -march=native``, falling back
 to ``-O3``; see ``_FLAGS``) into ``$SKETCHRNN_CACHE_DIR`` (default ``~/.cache/sketchrnn``), named by a hash
@@ -25,10 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["available", "status", "cache_dir", "NativeModel", "native_supports"]
+__all__ = ["available", "status", "cache_dir", "NativeModel", "native_supports", "training_lib"]
 
 _SRC = Path(__file__).with_name("native_sampler.c")
-_ABI = 3
+_ABI = 4
 _STATE: dict[str, Any] = {}  # "lib": CDLL | None, "why": str
 _LOCK = threading.Lock()
 # -fno-trapping-math lets the branch-free exp / tanh loops vectorise (nothing here uses FP traps)
@@ -128,6 +132,12 @@ def _build_and_load() -> tuple[Any, str]:
         lib.sk_decode_batch.restype = ctypes.c_int
         lib.sk_decode_batch.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int] * 5 + \
             [ctypes.c_double] * 2 + [ctypes.c_void_p] * 4
+        P = ctypes.c_void_p
+        lib.sk_lstm_fw.restype = None
+        lib.sk_lstm_fw.argtypes = [ctypes.c_int, ctypes.c_int, P, P, ctypes.c_int, P, P, ctypes.c_int, P, P,
+                                  ctypes.c_float, P, P]
+        lib.sk_lstm_bw.restype = None
+        lib.sk_lstm_bw.argtypes = [ctypes.c_int, ctypes.c_int] + [P] * 7
         why = "ok"
     return lib, why
 
@@ -135,6 +145,12 @@ def _build_and_load() -> tuple[Any, str]:
 def available() -> bool:
     """True when the native sampling loop is built and loaded (building it on first call)."""
     return _load() is not None
+
+
+def training_lib() -> Any:
+    """The loaded library for the training kernels (``sk_lstm_fw`` / ``sk_lstm_bw``), or None
+    (then :class:`sketchrnn.fast.decoder._LSTMSequence` runs its torch operations)."""
+    return _load()
 
 
 def status() -> str:

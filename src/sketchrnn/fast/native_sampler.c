@@ -1,4 +1,5 @@
 /* Native (C) sampling loop for sketch-rnn decoders: one whole sketch per call, float32.
+ * (At the end: the elementwise steps of the CPU training path's plain LSTM, sk_lstm_fw/bw.)
  *
  * The same function as the NumPy sampler in sampler.py (and so as the plain oracle,
  * sketchrnn.api.decode(fast=False)): gate blocks in the order (i, f, o, j), forget bias
@@ -39,7 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SK_ABI_VERSION 3
+#define SK_ABI_VERSION 4
 
 typedef struct {
     int32_t kind;  /* 0 lstm, 1 layer_norm, 2 hyper */
@@ -523,4 +524,72 @@ done:
     free(pb);
     free(ebuf);
     return rc;
+}
+
+/* ------------------------------------------------------------------ training: LSTM step
+ * The elementwise part of one step of the plain LSTM recurrence in training
+ * (sketchrnn.fast.decoder._LSTMSequence), forward and backward, for R rows of H units.
+ * Layout there: gate blocks (i, j, f, o) of H each per row, row-major, float32; `mask` is the
+ * scaled recurrent-dropout mask on g = tanh(j) (Semeniuta et al. 2016) or NULL.
+ * From Python each of these is ~15-25 small tensor operations per step. */
+
+/* a: in h @ W_hh (R, 4H), out [s(i), tanh(j), s(f + fb), s(o)]. Before the gate math a gets
+   the step's input part: I = 0: x is xp (R, 4H), the input projection itself; I > 0: x (R, I)
+   raw inputs, a += b + x @ wx with wx (I, 4H) and b (4H) or, b_rows = R, (R, 4H).
+   c = c_prev s(f + fb) + s(i) tanh(j) m;  h = tanh(c) s(o). */
+void sk_lstm_fw(int R, int H, float *restrict a, const float *restrict x, int I, const float *restrict wx,
+                const float *restrict b, int b_rows, const float *restrict c_prev, const float *restrict mask,
+                float fb, float *restrict c, float *restrict h) {
+    const int G = 4 * H;
+    for (int r = 0; r < R; r++) {
+        float *ar = a + (size_t)r * G;
+        if (I == 0) {
+            const float *xr = x + (size_t)r * G;
+            for (int k = 0; k < G; k++) ar[k] += xr[k];
+        } else {
+            const float *xr = x + (size_t)r * I, *br = b + (b_rows > 1 ? (size_t)r * G : 0);
+            for (int k = 0; k < G; k++) ar[k] += br[k];
+            for (int q = 0; q < I; q++) {
+                const float xq = xr[q], *wq = wx + (size_t)q * G;
+                for (int k = 0; k < G; k++) ar[k] += xq * wq[k];
+            }
+        }
+        float *gi = ar, *gj = ar + H, *gf = ar + 2 * H, *go = ar + 3 * H;
+        for (int k = 0; k < H; k++) gf[k] += fb;
+        sigmoid_inplace(gi, H);
+        tanh_inplace(gj, H);
+        sigmoid_inplace(gf, 2 * H);  /* f and o */
+        const float *cp = c_prev + (size_t)r * H, *mr = mask ? mask + (size_t)r * H : NULL;
+        float *cr = c + (size_t)r * H, *hr = h + (size_t)r * H;
+        for (int k = 0; k < H; k++) {
+            float g = mr ? gj[k] * mr[k] : gj[k];
+            cr[k] = cp[k] * gf[k] + gi[k] * g;
+        }
+        for (int k = 0; k < H; k++) hr[k] = sk_tanh(cr[k]) * go[k];
+    }
+}
+
+/* Backward of sk_lstm_fw given dh (R, H) = dL/dh_t (all paths) and dc (R, H) = dL/dc_t from
+   step t + 1; writes g (R, 4H) = dL/d(pre-activation gates) and replaces dc by dL/dc_{t-1}.
+   a: the forward's activations, c_prev / c: c_{t-1} / c_t. */
+void sk_lstm_bw(int R, int H, const float *restrict a, const float *restrict c_prev, const float *restrict c,
+                const float *restrict mask, const float *restrict dh, float *restrict dc, float *restrict g) {
+    for (int r = 0; r < R; r++) {
+        const float *ar = a + (size_t)r * 4 * H;
+        const float *si = ar, *tj = ar + H, *sf = ar + 2 * H, *so = ar + 3 * H;
+        const float *cp = c_prev + (size_t)r * H, *cr = c + (size_t)r * H, *dhr = dh + (size_t)r * H;
+        const float *mr = mask ? mask + (size_t)r * H : NULL;
+        float *dcr = dc + (size_t)r * H, *gr = g + (size_t)r * 4 * H;
+        for (int k = 0; k < H; k++) {
+            float tc = sk_tanh(cr[k]);
+            float d = dhr[k];
+            float m = mr ? mr[k] : 1.0f;
+            gr[3 * H + k] = d * tc * (so[k] * (1.0f - so[k]));                     /* d o */
+            float dct = dcr[k] + d * so[k] * (1.0f - tc * tc);                      /* dL/dc_t */
+            gr[2 * H + k] = dct * cp[k] * (sf[k] * (1.0f - sf[k]));                /* d f */
+            gr[k] = dct * (tj[k] * m) * (si[k] * (1.0f - si[k]));                  /* d i */
+            gr[H + k] = dct * si[k] * m * (1.0f - tj[k] * tj[k]);                  /* d j */
+            dcr[k] = dct * sf[k];
+        }
+    }
 }
