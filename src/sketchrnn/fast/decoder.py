@@ -316,10 +316,11 @@ class _LSTMSequence(torch.autograd.Function):
             pw, pb = (wxc.data_ptr(), bc.data_ptr()) if I else (None, None)
             b_rows = bc.shape[0] if I else 0
             pm = masks.data_ptr() if masks is not None else None
+            hv, av, fw = hs.unbind(0), acts.unbind(0), lib.sk_lstm_fw  # per-step views made once
             for t in range(T):
-                torch.mm(hs[t], w, out=acts[t])
-                lib.sk_lstm_fw(B, H, pa + t * sa, px + t * sx, I, pw, pb, b_rows, pc + t * sh,
-                               None if pm is None else pm + t * sh, forget_bias, pc + (t + 1) * sh, ph + (t + 1) * sh)
+                torch.mm(hv[t], w, out=av[t])
+                fw(B, H, pa + t * sa, px + t * sx, I, pw, pb, b_rows, pc + t * sh,
+                   None if pm is None else pm + t * sh, forget_bias, pc + (t + 1) * sh, ph + (t + 1) * sh)
         else:
             for t in range(T):
                 a = acts[t]  # (B, 4H)
@@ -350,11 +351,12 @@ class _LSTMSequence(torch.autograd.Function):
             dc = dc_last.contiguous().clone()  # updated in place, step by step
             sa, sh = B * 4 * H * 4, B * H * 4
             pa, pc, pg = acts.data_ptr(), cs.data_ptr(), grads.data_ptr()
-            pm = masks.data_ptr() if masks is not None else None
+            pm, pdc = (masks.data_ptr() if masks is not None else None), dc.data_ptr()
+            dv, gv, bw = dhs.unbind(0), grads.unbind(0), lib.sk_lstm_bw
             for t in range(T - 1, -1, -1):
-                lib.sk_lstm_bw(B, H, pa + t * sa, pc + t * sh, pc + (t + 1) * sh,
-                               None if pm is None else pm + t * sh, dh.data_ptr(), dc.data_ptr(), pg + t * sa)
-                dh = torch.addmm(dhs[t - 1], grads[t], wt) if t > 0 else grads[0] @ wt
+                bw(B, H, pa + t * sa, pc + t * sh, pc + (t + 1) * sh, None if pm is None else pm + t * sh,
+                   dh.data_ptr(), pdc, pg + t * sa)
+                dh = torch.addmm(dv[t - 1], gv[t], wt) if t > 0 else gv[0] @ wt
         else:
             dc = dc_last
             for t in range(T - 1, -1, -1):
