@@ -138,6 +138,11 @@ def test_masks_matter_and_have_the_right_statistics():
     frac = float((big.dec > 0).double().mean())
     assert abs(frac - keep) < 0.01  # 38400 draws: std 0.0015
     assert big.enc.shape == (50, 2, 64, model.cfg.enc_rnn_size)
+    assert abs(float((big.enc > 0).double().mean()) - keep) < 0.01
+    # the same generator state gives the same masks (runs reproduce and resume exactly)
+    again = fd.draw_masks(model, 64, 50, 50, x, torch.Generator().manual_seed(3))
+    assert torch.equal(again.dec, big.dec) and torch.equal(again.enc, big.enc)
+    assert not torch.equal(m1.dec, m2.dec) and not torch.equal(m1.enc, m2.enc)
 
 
 @pytest.mark.parametrize("kind", KINDS)
