@@ -97,6 +97,7 @@ def test_info_reports_the_sampler_in_use(tmp_path):
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["cpu_sampler"] == "numpy" and info["native_status"] == "disabled by SKETCHRNN_NATIVE=0"
+    assert info["cpu_train_lstm"] == "torch operations"
     assert info["torch"] and isinstance(info["shipped_models"], list) and isinstance(info["cuda"], list)
     r = subprocess.run([sys.executable, "-m", "sketchrnn.cli", "info"], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "SKETCHRNN_CACHE_DIR": str(tmp_path)})

@@ -285,6 +285,7 @@ def cmd_info(a: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
         "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "cpu_sampler": "native C kernel" if native.available() else "numpy",
+        "cpu_train_lstm": "native C step kernels" if native.available() else "torch operations",
         "native_status": native.status(),
         "native_cache": str(native.cache_dir()),
         "shipped_models": shipped_models(),
