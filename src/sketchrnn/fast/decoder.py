@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ..model.cells import LN_EPS, HyperLSTMCell, LayerNormLSTMCell, LSTMCell
 
@@ -341,6 +342,7 @@ class _LSTMSequence(torch.autograd.Function):
         return hs[1:], cs[T].clone(), hs[T].clone()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, dhs: Tensor, dc_last: Tensor, dh_last: Tensor):  # type: ignore[override]
         x, wx, b, w, masks, hs, cs, acts = ctx.saved_tensors
         T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
