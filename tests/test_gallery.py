@@ -60,10 +60,10 @@ def test_eight_legged_and_head_only(G):
     assert len(hp) == 2 and np.allclose(hp[0], head, atol=1e-3) and np.allclose(hp[1], snout, atol=1e-3)
 
 
-@pytest.mark.parametrize("cls", ["cat", "pig"])
+@pytest.mark.parametrize("cls", ["cat", "pig", "yoga", "rabbit"])
 def test_decoder_only_section_draws_samples_and_completions(G, tmp_path, shared_dir, cls):
-    """The `--cat-uncond` / `--pig-uncond` section end to end with a tiny untrained decoder-only
-    model: both pictures written (PNG), listed in the README with the given quality note."""
+    """The `--CLASS-uncond` section end to end with a tiny untrained decoder-only model: both
+    pictures written (PNG), listed in the README with the given quality note."""
     if not (shared_dir / "data" / "quickdraw" / "simplified" / f"{cls}.ndjson").is_file():
         pytest.skip(f"../shared/data/quickdraw/simplified/{cls}.ndjson not present")
     import torch

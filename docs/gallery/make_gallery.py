@@ -18,8 +18,9 @@ Sections:
   several temperatures, latent interpolations (PNG + GIF), an analogy, and a design sheet
   around one input. Skipped with a note when no conditional model is given.
 
-* ``--cat-uncond``, ``--pig-uncond`` (decoder-only models trained by this project; default: the
-  shipped ones): samples over temperatures and completions of the same real halves as Magenta's.
+* ``--cat-uncond``, ``--pig-uncond``, ``--yoga-uncond``, ``--rabbit-uncond`` (decoder-only models
+  trained by this project; default: the shipped ones): samples over temperatures and completions
+  of the same real halves as Magenta's.
 * ``--cat``, ``--pig``, ``--catpig`` (conditional VAEs trained on one QuickDraw class or on
   cat + pig): real, edited and foreign QuickDraw drawings fed to them (a three-eyed cat, a
   toothbrush, chairs; an eight-legged pig, trucks), a design sheet and completions (cat),
@@ -113,6 +114,11 @@ def _completion_grid(lm, drawings: list[np.ndarray], picks, out: Path, fn: str, 
     _save_png(out / fn, C.two_tone_image(items, ncols=7, cell=110, stroke_width=1.6))
 
 
+# Real QuickDraw drawings (indices into simplified/CLASS.ndjson) whose first halves Magenta's
+# decoder-only models and this project's (``--CLASS-uncond``) complete; one section per class.
+COMPLETE_PICKS = {"cat": (0, 2, 5, 9), "pig": (0, 1, 3, 6), "yoga": (0, 1, 2, 3), "rabbit": (0, 1, 2, 3)}
+
+
 def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -> None:
     from sketchrnn import creative as C
     from sketchrnn.api import sample
@@ -141,7 +147,7 @@ def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -
     # The Magenta models fit the 0-255 simplified drawings best when scaled about 3x (see
     # README), so the drawings are enlarged by SCALE before the model reads them.
     tau = 0.3
-    for name, picks in (("cat", (0, 2, 5, 9)), ("pig", (0, 1, 3, 6))):
+    for name, picks in COMPLETE_PICKS.items():
         f = mdir / f"{name}.gen.json"
         if not f.is_file():
             continue
@@ -232,14 +238,13 @@ def magenta_sections(shared: Path, out: Path, seed: int, entries: list[Entry]) -
         _log("wrote draw_cat.gif")
 
 
-UNCOND_PICKS = {"cat": (0, 2, 5, 9), "pig": (0, 1, 3, 6)}  # the drawings Magenta's models complete above
 
 
 def uncond_sections(spec: str, cls: str, shared: Path, out: Path, seed: int, entries: list[Entry],
                     caveat: str) -> None:
-    """A decoder-only model of class ``cls`` trained by this project (``--cat-uncond``,
-    ``--pig-uncond``): samples over temperatures and completions of the same real halves as
-    Magenta's ``CLS.gen.json`` above."""
+    """A decoder-only model of class ``cls`` trained by this project (``--CLASS-uncond``, CLASS
+    in :data:`COMPLETE_PICKS`): samples over temperatures and completions of the same real
+    halves as Magenta's ``CLS.gen.json`` above."""
     from sketchrnn.checkpoint import load_model
 
     lm = load_model(spec)
@@ -251,7 +256,7 @@ def uncond_sections(spec: str, cls: str, shared: Path, out: Path, seed: int, ent
                                       f"{seed}+100*row, as `samples_{cls}.png` above. {caveat}"))
     _log(f"wrote {fn}")
     if (shared / "data" / "quickdraw" / "simplified" / f"{cls}.ndjson").is_file():
-        tau, picks = 0.3, UNCOND_PICKS[cls]
+        tau, picks = 0.3, COMPLETE_PICKS[cls]
         drawings = [d * np.array([SCALE, SCALE, 1], np.float32) for d in _quickdraw(shared, cls)]
         fn = f"uncond_complete_{cls}.png"
         _completion_grid(lm, drawings, picks, out, fn, seed, tau)
@@ -837,10 +842,9 @@ def main(argv: list[str] | None = None) -> int:
                    "default: the shipped `cat`)")
     p.add_argument("--pig", help="a conditional pig VAE (default: the shipped `pig`)")
     p.add_argument("--catpig", help="a conditional VAE trained on cat + pig (default: the shipped `catpig`)")
-    p.add_argument("--cat-uncond", help="a decoder-only cat model trained by this project (default: the shipped "
-                   "`cat-uncond`)")
-    p.add_argument("--pig-uncond", help="a decoder-only pig model trained by this project (default: the shipped "
-                   "`pig-uncond`)")
+    for cls in COMPLETE_PICKS:
+        p.add_argument(f"--{cls}-uncond", help=f"a decoder-only {cls} model trained by this project (default: the "
+                       f"shipped `{cls}-uncond`)")
     p.add_argument("--no-shipped", action="store_true",
                    help="no defaults from the shipped models (only the sections whose models are given)")
     p.add_argument("--note", action="append", default=[], metavar="MODEL=TEXT",
@@ -854,7 +858,7 @@ def main(argv: list[str] | None = None) -> int:
         from sketchrnn.checkpoint import shipped_models
 
         shipped = set(shipped_models())
-        for role in ("cat", "pig", "catpig", "cat-uncond", "pig-uncond"):
+        for role in ("cat", "pig", "catpig", *(f"{c}-uncond" for c in COMPLETE_PICKS)):
             if getattr(a, role.replace("-", "_")) is None and role in shipped:
                 setattr(a, role.replace("-", "_"), role)
     notes: dict[str, str] = {}
@@ -880,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = f"Magenta sections: {shared / 'models' / 'magenta'} not found (give --shared)"
         _log("note: " + msg)
         skipped.append(msg)
-    for cls in UNCOND_PICKS:
+    for cls in COMPLETE_PICKS:
         spec = getattr(a, f"{cls}_uncond")
         if spec:
             uncond_sections(spec, cls, shared, out, a.seed, entries, _model_caveat(spec, notes, f"{cls}-uncond"))
