@@ -359,12 +359,20 @@ def test_native_lstm_kernels_match_torch_operations(lazy):
 
 
 @pytest.mark.parametrize("conditional", [True, False])
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
-def test_hand_lstm_and_autograd_paths_agree(conditional, dtype, tol):
-    """The whole model's losses and gradients with the hand-differentiated LSTM (the CPU
-    default: decoder D = 1, encoder D = 2, projections left to the step) and with autograd over
-    the per-step math (set_hand_lstm(False)), the same masks and z-noise."""
-    model = make_model("lstm", conditional, dtype)
+@pytest.mark.parametrize("kind,dtype,tol", [("lstm", torch.float64, 1e-10), ("lstm", torch.float32, 1e-5),
+                                            ("layer_norm", torch.float32, 1e-5)])
+def test_hand_lstm_and_autograd_paths_agree(conditional, kind, dtype, tol):
+    """The whole model's losses and gradients with the hand-differentiated recurrences (the CPU
+    default: decoder D = 1, encoder D = 2, projections left to the step; the LayerNorm LSTM in
+    C, float32 only) and with autograd over the per-step math (set_hand_lstm(False)), the same
+    masks and z-noise."""
+    if kind == "layer_norm":
+        from sketchrnn.fast import native
+
+        if not native.available():
+            pytest.skip(f"native kernels unavailable: {native.status()}")
+    model = make_model(kind, conditional, dtype)
+    assert fd._hand_kind(kind, torch.zeros((), dtype=dtype))
     x, L = make_batch([10, 7, 3, 9], dtype, seed=6)
     masks = fd.draw_masks(model, 4, T, int(L.max()), x)
     eps = torch.randn(4, model.cfg.z_size, dtype=dtype) if conditional else None

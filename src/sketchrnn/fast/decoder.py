@@ -20,7 +20,8 @@ of the 2 x 250 sequential steps (Ha & Eck 2017, Sec. 3; Magenta ``sketch_rnn/mod
   is differentiated by autograd as written, so gradients are those of the oracle.
 * on a CPU the plain LSTM recurrence (the small models' decoders and encoders) is one autograd
   node with a hand-written backward (:class:`_LSTMSequence`; float32 gate math in C, the input
-  projection added inside the step): no per-step graph, no per-step allocations
+  projection added inside the step): no per-step graph, no per-step allocations; the
+  LayerNorm LSTM too where the C library is built (:class:`_LNLSTMSequence`, float32)
   (``set_hand_lstm``; benchmarks/RESULTS.md).
 
 On CUDA the per-step elementwise math is compiled (``torch.compile``) and the whole
@@ -235,17 +236,19 @@ class _RecGroup:
 
 
 # ----------------------------------------------------------------------------- LSTM, by hand
-# The plain LSTM recurrence with its backward written out (a CPU path): autograd's per-step
-# graph of ~20 small nodes, the cat that the backward of each step's chunk(4) does and the
-# stacks of the per-step inputs and gradients cost about a third of a small model's CPU step;
-# here every step writes into preallocated (T, .., B, .) buffers and W_hh's gradient is one
-# product at the end. "auto" = on CPUs; CUDA keeps its compiled, graph-captured steps.
+# The plain and LayerNorm LSTM recurrences with their backward written out (a CPU path):
+# autograd's per-step graph of ~20 small nodes, the cat that the backward of each step's
+# chunk(4) does and the stacks of the per-step inputs and gradients cost a fifth to a third
+# of a small model's CPU step; here every step writes into preallocated (T, B, .) buffers and
+# W_hh's gradient is one product at the end. "auto" = on CPUs; CUDA keeps its compiled,
+# graph-captured steps.
 _HAND_LSTM: dict[str, Any] = {"mode": "auto", "native": True}  # native: C step kernels for float32
 
 
 def set_hand_lstm(mode: str | bool) -> None:
-    """The hand-differentiated LSTM sequence (:class:`_LSTMSequence`): "auto" (on CPUs, the
-    default), True (always) or False (never: autograd over the per-step math)."""
+    """The hand-differentiated recurrences (:class:`_LSTMSequence`, :class:`_LNLSTMSequence`):
+    "auto" (on CPUs, the default), True (always) or False (never: autograd over the per-step
+    math)."""
     if mode not in ("auto", True, False):
         raise ValueError(f"hand-LSTM mode must be 'auto', True or False, got {mode!r}")
     _HAND_LSTM["mode"] = mode
@@ -286,8 +289,17 @@ class _LazyProjection:
 LAZY_MAX_INPUTS = 8  # inputs per step up to which the projection is left to the step (see above)
 
 
+def _hand_kind(kind: str, x: Tensor) -> bool:
+    """Whether a recurrence of cell ``kind`` on tensors like ``x`` runs by hand: the plain LSTM
+    (C step kernels for float32, else torch operations), the LayerNorm LSTM (C only: float32
+    with the native library)."""
+    if not _hand_lstm(x):
+        return False
+    return kind == "lstm" or (kind == "layer_norm" and _native_lstm(x) is not None)
+
+
 def _lazy_ok(kind: str, x: Tensor) -> bool:
-    return kind == "lstm" and x.shape[-1] <= LAZY_MAX_INPUTS and _hand_lstm(x)
+    return x.shape[-1] <= LAZY_MAX_INPUTS and _hand_kind(kind, x)
 
 
 class _LSTMSequence(torch.autograd.Function):
@@ -391,20 +403,99 @@ class _LSTMSequence(torch.autograd.Function):
         return dx, dwx, db, dw, dc, dh, None, None
 
 
+class _LNLSTMSequence(torch.autograd.Function):
+    """One LayerNorm-LSTM cell's whole recurrence (Magenta ``LayerNormLSTMCell``) as one
+    autograd node, float32 on a CPU only (the step math is ``sk_lnlstm_fw`` / ``sk_lnlstm_bw``
+    in native_sampler.c; elsewhere autograd runs the per-step math). Inputs as
+    :class:`_LSTMSequence` (``b`` required with ``wx``) plus the gate-block norm's gain and shift
+    ``gamma``, ``beta`` (1, 4H) and the cell norm's ``gamma_c``, ``beta_c`` (1, H)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, wx: Tensor | None, b: Tensor | None, w: Tensor, gamma: Tensor, beta: Tensor,
+                gamma_c: Tensor, beta_c: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None,
+                forget_bias: float) -> tuple[Tensor, Tensor, Tensor]:
+        lib = _native_lstm(x)
+        T, (B, H) = x.shape[0], h0.shape
+        x = x.contiguous()
+        masks = masks.contiguous() if masks is not None else None
+        g, be, gc, bc = (p.detach().contiguous() for p in (gamma, beta, gamma_c, beta_c))
+        hs = x.new_empty((T + 1, B, H))  # hs[t + 1] = h_t
+        cs = x.new_empty((T + 1, B, H))
+        acts = x.new_empty((T, B, 4 * H))  # [s(i), tanh(j), s(f + bias), s(o)]
+        xhat = x.new_empty((T, B, 4 * H))  # normalised pre-activations
+        rs = x.new_empty((T, B, 4))  # their 1 / std per gate block
+        chat = x.new_empty((T, B, H))  # normalised c
+        rsc = x.new_empty((T, B))
+        hs[0], cs[0] = h0, c0
+        I = 0 if wx is None else x.shape[-1]
+        wxc, bcn = (wx.contiguous(), b.contiguous()) if I else (None, None)
+        sa, sh, sx = B * 4 * H * 4, B * H * 4, x[0].numel() * 4  # bytes per step
+        hv, av, fw = hs.unbind(0), acts.unbind(0), lib.sk_lnlstm_fw
+        pa, px, ph, pc, pxh, prs, pch, prc = (t.data_ptr() for t in (acts, x, hs, cs, xhat, rs, chat, rsc))
+        pm = masks.data_ptr() if masks is not None else None
+        for t in range(T):
+            torch.mm(hv[t], w, out=av[t])
+            fw(B, H, pa + t * sa, px + t * sx, I, wxc.data_ptr() if I else None, bcn.data_ptr() if I else None,
+               bcn.shape[0] if I else 0, g.data_ptr(), be.data_ptr(), gc.data_ptr(), bc.data_ptr(), LN_EPS,
+               pc + t * sh, None if pm is None else pm + t * sh, forget_bias, pxh + t * sa, prs + t * B * 16,
+               pch + t * sh, prc + t * B * 4, pc + (t + 1) * sh, ph + (t + 1) * sh)
+        ctx.save_for_backward(x, wx, b, w, g, gc, bc, masks, hs, cs, acts, xhat, rs, chat, rsc)
+        return hs[1:], cs[T].clone(), hs[T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dhs: Tensor, dc_last: Tensor, dh_last: Tensor):  # type: ignore[override]
+        x, wx, b, w, g, gc, bc, masks, hs, cs, acts, xhat, rs, chat, rsc = ctx.saved_tensors
+        T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+        lib = _native_lstm(acts)
+        wt = w.t()  # (4H, H)
+        grads = torch.empty_like(acts)  # d(pre-norm gates) per step  (T, B, 4H)
+        dg, dbe = acts.new_zeros(4 * H), acts.new_zeros(4 * H)
+        dgc, dbc = acts.new_zeros(H), acts.new_zeros(H)
+        tmp = acts.new_empty(5 * H)
+        dhs = dhs.contiguous()
+        dh = dhs[T - 1] + dh_last
+        dc = dc_last.contiguous().clone()
+        sa, sh = B * 4 * H * 4, B * H * 4
+        pa, pc, pg, pxh, prs, pch, prc = (t.data_ptr() for t in (acts, cs, grads, xhat, rs, chat, rsc))
+        pm = masks.data_ptr() if masks is not None else None
+        fixed = [t.data_ptr() for t in (g, gc, bc)]
+        acc = [t.data_ptr() for t in (dg, dbe, dgc, dbc, tmp)]
+        dv, gv, bw = dhs.unbind(0), grads.unbind(0), lib.sk_lnlstm_bw
+        for t in range(T - 1, -1, -1):
+            bw(B, H, pa + t * sa, pxh + t * sa, prs + t * B * 16, pch + t * sh, prc + t * B * 4, *fixed,
+               pc + t * sh, None if pm is None else pm + t * sh, dh.data_ptr(), dc.data_ptr(), pg + t * sa,
+               acc[0], acc[1], acc[2], acc[3], acc[4])
+            dh = torch.addmm(dv[t - 1], gv[t], wt) if t > 0 else gv[0] @ wt
+        g2 = grads.reshape(T * B, 4 * H)
+        dw = hs[:-1].reshape(T * B, H).t() @ g2  # (H, 4H)
+        dln = (dg.view(1, -1), dbe.view(1, -1), dgc.view(1, -1), dbc.view(1, -1))
+        if wx is None:
+            return (grads, None, None, dw, *dln, dc, dh, None, None)
+        need = ctx.needs_input_grad
+        dx = (grads @ wx.t()) if need[0] else None
+        dwx = x.reshape(T * B, -1).t() @ g2 if need[1] else None
+        db = (g2.sum(0, keepdim=True) if b.shape[0] == 1 else grads.sum(0)) if need[2] else None
+        return (dx, dwx, db, dw, *dln, dc, dh, None, None)
+
+
 def _hand_lstm_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...],
                         masks: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
     """:class:`_LSTMSequence` per cell of a (T, D, B, .) recurrence (D = 2: the encoder's two
     directions, each with contiguous per-step rows); outputs stacked back to (T, D, B, H)."""
     c0, h0 = state0  # (D, B, H)
-    w_hh = seq.params["w_hh"]  # (D, H, 4H)
+    p = seq.params
+    w_hh = p["w_hh"]  # (D, H, 4H)
     D = h0.shape[0]
     hs, cs, hl = [], [], []
     for d in range(D):
         m = masks[:, d] if masks is not None else None
-        if isinstance(xp, _LazyProjection):
-            out = _LSTMSequence.apply(xp.x[:, d], xp.w[d], xp.b[d], w_hh[d], c0[d], h0[d], m, seq.forget_bias)
-        else:
-            out = _LSTMSequence.apply(xp[:, d], None, None, w_hh[d], c0[d], h0[d], m, seq.forget_bias)
+        xin = (xp.x[:, d], xp.w[d], xp.b[d]) if isinstance(xp, _LazyProjection) else (xp[:, d], None, None)
+        if seq.kind == "lstm":
+            out = _LSTMSequence.apply(*xin, w_hh[d], c0[d], h0[d], m, seq.forget_bias)
+        else:  # layer_norm; gains and shifts (D, 1, n)
+            out = _LNLSTMSequence.apply(*xin, w_hh[d], p["gamma"][d], p["beta"][d], p["gamma_c"][d], p["beta_c"][d],
+                                        c0[d], h0[d], m, seq.forget_bias)
         hs.append(out[0])
         cs.append(out[1])
         hl.append(out[2])
@@ -491,7 +582,7 @@ def run_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...], masks: Tensor |
     Returns hs (T, D, B, H) and the final state parts (D, B, ·). Gradients of the weights
     used at every step are formed once per sequence (:class:`_SinkRoot`); on launch-bound
     devices (CUDA) those of the small per-step parameters too (:func:`_per_step`)."""
-    if seq.kind == "lstm" and pointwise is None and _hand_lstm(state0[1]):
+    if pointwise is None and _hand_kind(seq.kind, state0[1]):
         return _hand_lstm_sequence(seq, xp, state0, masks)
     if isinstance(xp, _LazyProjection):
         xp = xp.materialize()
@@ -559,7 +650,8 @@ def _input_projection(seq: _Seq, cells: list[Any], x: Tensor) -> Any:
     T, D, B, I = x.shape
     w_ih = _stack([c.weight_ih for c in cells])  # (D, I, 4H)
     if _lazy_ok(seq.kind, x):
-        return _LazyProjection(x, w_ih, _stack([c.bias for c in cells]).unsqueeze(1))  # b (D, 1, 4H)
+        b = _stack([c.bias for c in cells]).unsqueeze(1) if seq.kind == "lstm" else w_ih.new_zeros(D, 1, w_ih.shape[-1])
+        return _LazyProjection(x, w_ih, b)  # b (D, 1, 4H): the LSTM's bias (LayerNorm cells have none)
     xd = x.permute(1, 0, 2, 3).reshape(D, T * B, I)  # (D, T*B, I)
     if seq.kind == "lstm":
         xw = torch.baddbmm(_stack([c.bias for c in cells]).unsqueeze(1), xd, w_ih)

@@ -138,6 +138,11 @@ def _build_and_load() -> tuple[Any, str]:
                                   ctypes.c_float, P, P]
         lib.sk_lstm_bw.restype = None
         lib.sk_lstm_bw.argtypes = [ctypes.c_int, ctypes.c_int] + [P] * 7
+        lib.sk_lnlstm_fw.restype = None
+        lib.sk_lnlstm_fw.argtypes = [ctypes.c_int, ctypes.c_int, P, P, ctypes.c_int, P, P, ctypes.c_int,
+                                     P, P, P, P, ctypes.c_float, P, P, ctypes.c_float, P, P, P, P, P, P]
+        lib.sk_lnlstm_bw.restype = None
+        lib.sk_lnlstm_bw.argtypes = [ctypes.c_int, ctypes.c_int] + [P] * 18
         why = "ok"
     return lib, why
 
@@ -148,8 +153,9 @@ def available() -> bool:
 
 
 def training_lib() -> Any:
-    """The loaded library for the training kernels (``sk_lstm_fw`` / ``sk_lstm_bw``), or None
-    (then :class:`sketchrnn.fast.decoder._LSTMSequence` runs its torch operations)."""
+    """The loaded library for the training kernels (``sk_lstm_fw`` / ``sk_lstm_bw``,
+    ``sk_lnlstm_fw`` / ``sk_lnlstm_bw``), or None (then the plain LSTM runs torch operations
+    and the LayerNorm LSTM autograd over its step math)."""
     return _load()
 
 

@@ -593,3 +593,112 @@ void sk_lstm_bw(int R, int H, const float *restrict a, const float *restrict c_p
         }
     }
 }
+
+/* ------------------------------------------------------------------ training: LayerNorm LSTM step
+ * Magenta's LayerNormLSTMCell (sketchrnn.model.cells): per gate block (i, j, f, o) of H units a
+ * layer norm (biased variance, eps) times gain g plus shift b (R rows, gates row-major), then
+ * c = c_prev s(f + fb) + s(i) tanh(j) m and h = tanh(LN(c) gc + bc) s(o). The input part is
+ * added first as in sk_lstm_fw (I = 0: x is the projection; else x @ wx + b_in).
+ * Saved for the backward: a <- [s(i), tanh(j), s(f + fb), s(o)], xhat (R, 4H) the normalised
+ * pre-activations, rs (R, 4) their 1/std, chat (R, H) the normalised c, rsc (R) its 1/std. */
+static void ln_row(const float *restrict v, float *restrict vhat, int n, float eps, float *rs_out) {
+    double m = 0.0, q = 0.0;
+    for (int k = 0; k < n; k++) m += v[k];
+    m /= n;
+    for (int k = 0; k < n; k++) { double d = v[k] - m; q += d * d; }
+    float r = (float)(1.0 / sqrt(q / n + eps));
+    float mf = (float)m;
+    for (int k = 0; k < n; k++) vhat[k] = (v[k] - mf) * r;
+    *rs_out = r;
+}
+
+void sk_lnlstm_fw(int R, int H, float *restrict a, const float *restrict x, int I, const float *restrict wx,
+                  const float *restrict b_in, int b_rows, const float *restrict g, const float *restrict be,
+                  const float *restrict gc, const float *restrict bc, float eps, const float *restrict c_prev,
+                  const float *restrict mask, float fb, float *restrict xhat, float *restrict rs,
+                  float *restrict chat, float *restrict rsc, float *restrict c, float *restrict h) {
+    const int G = 4 * H;
+    for (int r = 0; r < R; r++) {
+        float *ar = a + (size_t)r * G, *xh = xhat + (size_t)r * G;
+        if (I == 0) {
+            const float *xr = x + (size_t)r * G;
+            for (int k = 0; k < G; k++) ar[k] += xr[k];
+        } else {
+            const float *xr = x + (size_t)r * I, *br = b_in + (b_rows > 1 ? (size_t)r * G : 0);
+            for (int k = 0; k < G; k++) ar[k] += br[k];
+            for (int q = 0; q < I; q++) {
+                const float xq = xr[q], *wq = wx + (size_t)q * G;
+                for (int k = 0; k < G; k++) ar[k] += xq * wq[k];
+            }
+        }
+        for (int blk = 0; blk < 4; blk++) ln_row(ar + blk * H, xh + blk * H, H, eps, rs + (size_t)r * 4 + blk);
+        for (int k = 0; k < G; k++) ar[k] = xh[k] * g[k] + be[k];
+        float *gi = ar, *gj = ar + H, *gf = ar + 2 * H;
+        for (int k = 0; k < H; k++) gf[k] += fb;
+        sigmoid_inplace(gi, H);
+        tanh_inplace(gj, H);
+        sigmoid_inplace(gf, 2 * H);  /* f and o */
+        const float *cp = c_prev + (size_t)r * H, *mr = mask ? mask + (size_t)r * H : NULL, *go = ar + 3 * H;
+        float *cr = c + (size_t)r * H, *hr = h + (size_t)r * H, *ch = chat + (size_t)r * H;
+        for (int k = 0; k < H; k++) {
+            float gg = mr ? gj[k] * mr[k] : gj[k];
+            cr[k] = cp[k] * gf[k] + gi[k] * gg;
+        }
+        ln_row(cr, ch, H, eps, rsc + r);
+        for (int k = 0; k < H; k++) hr[k] = sk_tanh(ch[k] * gc[k] + bc[k]) * go[k];
+    }
+}
+
+/* Backward of sk_lnlstm_fw: dh (R, H), dc (R, H) in: dL/dc_t from step t + 1, out: dL/dc_{t-1};
+   writes dpre (R, 4H) = dL/d(pre-norm gates) and ADDS the gain / shift gradients of this step
+   into dg, dbe (4H) and dgc, dbc (H). tmp: scratch of 4H + H floats. */
+static void ln_row_backward(const float *restrict dxh, const float *restrict xh, float r, int n,
+                            float *restrict dx) {
+    double s1 = 0.0, s2 = 0.0;
+    for (int k = 0; k < n; k++) { s1 += dxh[k]; s2 += (double)dxh[k] * xh[k]; }
+    float m1 = (float)(s1 / n), m2 = (float)(s2 / n);
+    for (int k = 0; k < n; k++) dx[k] = r * (dxh[k] - m1 - xh[k] * m2);
+}
+
+void sk_lnlstm_bw(int R, int H, const float *restrict a, const float *restrict xhat, const float *restrict rs,
+                  const float *restrict chat, const float *restrict rsc, const float *restrict g,
+                  const float *restrict gc, const float *restrict bc, const float *restrict c_prev,
+                  const float *restrict mask, const float *restrict dh, float *restrict dc, float *restrict dpre,
+                  float *restrict dg, float *restrict dbe, float *restrict dgc, float *restrict dbc,
+                  float *restrict tmp) {
+    const int G = 4 * H;
+    float *dn = tmp, *dch = tmp + G;
+    for (int r = 0; r < R; r++) {
+        const float *ar = a + (size_t)r * G, *xh = xhat + (size_t)r * G;
+        const float *si = ar, *tj = ar + H, *sf = ar + 2 * H, *so = ar + 3 * H;
+        const float *ch = chat + (size_t)r * H, *cp = c_prev + (size_t)r * H, *dhr = dh + (size_t)r * H;
+        const float *mr = mask ? mask + (size_t)r * H : NULL;
+        float *dcr = dc + (size_t)r * H, *dp = dpre + (size_t)r * G;
+        for (int k = 0; k < H; k++) {  /* h = tanh(cn) s(o), cn = chat gc + bc */
+            float t = sk_tanh(ch[k] * gc[k] + bc[k]);
+            float d = dhr[k];
+            dn[3 * H + k] = d * t * (so[k] * (1.0f - so[k]));
+            float dcn = d * so[k] * (1.0f - t * t);
+            dgc[k] += dcn * ch[k];
+            dbc[k] += dcn;
+            dch[k] = dcn * gc[k];
+        }
+        float *dcl = dp;  /* scratch: dL/dc through the layer norm, before dp is written */
+        ln_row_backward(dch, ch, rsc[r], H, dcl);
+        for (int k = 0; k < H; k++) {
+            float m = mr ? mr[k] : 1.0f;
+            float dct = dcr[k] + dcl[k];
+            dn[2 * H + k] = dct * cp[k] * (sf[k] * (1.0f - sf[k]));
+            dn[k] = dct * (tj[k] * m) * (si[k] * (1.0f - si[k]));
+            dn[H + k] = dct * si[k] * m * (1.0f - tj[k] * tj[k]);
+            dcr[k] = dct * sf[k];
+        }
+        for (int k = 0; k < G; k++) {
+            dg[k] += dn[k] * xh[k];
+            dbe[k] += dn[k];
+            dn[k] *= g[k];  /* now dL/dxhat */
+        }
+        for (int blk = 0; blk < 4; blk++)
+            ln_row_backward(dn + blk * H, xh + blk * H, rs[(size_t)r * 4 + blk], H, dp + blk * H);
+    }
+}
