@@ -1,7 +1,7 @@
 """CPU training speed (ms/step, sketches/s) of the training paths, in one process.
 
-Variants: ``fast`` (the fused fast path as the Trainer runs it on a CPU: the plain LSTM
-recurrence differentiated by hand, :class:`sketchrnn.fast.decoder._LSTMSequence`),
+Variants: ``fast`` (the fused fast path as the Trainer runs it on a CPU: the plain and LayerNorm LSTM
+recurrences differentiated by hand, :class:`sketchrnn.fast.decoder._LSTMSequence`),
 ``fast-autograd`` (the same fast path with autograd over the per-step LSTM math, as before
 2026-11-26), ``plain`` (the reference model). The variants take turns step by step on the
 same batches, so a busy shared host slows them alike; median and min per variant.

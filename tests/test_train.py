@@ -321,3 +321,23 @@ def test_a_compact_checkpoint_compacts_further_never_back(tmp_path, shapes_npz):
     nfm_size = compact_for_resume(nfm, 10 * 2**20)[2]
     c, mode, size = compact_for_resume(nfm, nfm_size - 1)  # a limit below the no-first-moment file
     assert mode == "weights-only" and size < nfm_size and "optimizer" not in c
+
+
+def test_cpu_training_benchmark_runs_every_variant(tmp_path, shapes_npz):
+    """benchmarks/train_cpu.py on a tiny recipe: one JSON row per variant, positive timings."""
+    import json
+    import subprocess
+    import sys
+
+    cfg = {"model": {"enc_rnn_size": 16, "dec_rnn_size": 24, "z_size": 8, "num_mixture": 3, "max_seq_len": 64,
+                     "dec_model": "layer_norm"},
+           "data": {"paths": [str(shapes_npz)]}, "train": {"batch_size": 8}}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(cfg))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_cpu.py"
+    r = subprocess.run([sys.executable, str(script), "--config", str(path), "--steps", "1",
+                        "--variants", "fast,fast-autograd,plain"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads(r.stdout.strip().splitlines()[-1])["rows"]
+    assert [row["variant"] for row in rows] == ["fast", "fast-autograd", "plain"]
+    assert all(row["ms_per_step"] > 0 for row in rows)

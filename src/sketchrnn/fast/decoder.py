@@ -302,6 +302,22 @@ def _lazy_ok(kind: str, x: Tensor) -> bool:
     return x.shape[-1] <= LAZY_MAX_INPUTS and _hand_kind(kind, x)
 
 
+def _sequence_grads(need: Sequence[bool], x: Tensor, wx: Tensor | None, b: Tensor | None, hs: Tensor,
+                    grads: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor]:
+    """Gradients of a hand-differentiated recurrence's inputs from ``grads`` (T, B, 4H), the
+    pre-activation gate gradients of every step: (dx, dwx, db, dW_hh). ``x`` is the projection
+    xp when ``wx`` is None (dx = grads), else raw inputs with ``x_t @ wx + b`` added per step."""
+    T, B, G = grads.shape
+    g2 = grads.reshape(T * B, G)  # (T*B, 4H)
+    dw = hs[:-1].reshape(T * B, -1).t() @ g2  # dW_hh = sum_t h_{t-1}^T g_t: one product  (H, 4H)
+    if wx is None:
+        return grads, None, None, dw
+    dx = (grads @ wx.t()) if need[0] else None  # (T, B, I)
+    dwx = x.reshape(T * B, -1).t() @ g2 if need[1] else None  # (I, 4H)
+    db = (g2.sum(0, keepdim=True) if b.shape[0] == 1 else grads.sum(0)) if need[2] else None
+    return dx, dwx, db, dw
+
+
 class _LSTMSequence(torch.autograd.Function):
     """One LSTM cell's whole recurrence (Magenta ``LSTMCell``, recurrent dropout on g) as one
     autograd node. Inputs: the step inputs ``x``, either the hoisted projection xp (T, B, 4H)
@@ -392,14 +408,7 @@ class _LSTMSequence(torch.autograd.Function):
                 torch.mul(dj, 1 - tj * tj, out=gr[:, H:2 * H])  # d j
                 dc = dc * sf
                 dh = torch.addmm(dhs[t - 1], gr, wt) if t > 0 else gr @ wt
-        g2 = grads.reshape(T * B, 4 * H)  # (T*B, 4H)
-        dw = hs[:-1].reshape(T * B, H).t() @ g2  # dW_hh = sum_t h_{t-1}^T g_t: one product  (H, 4H)
-        if wx is None:
-            return grads, None, None, dw, dc, dh, None, None
-        need = ctx.needs_input_grad
-        dx = (grads @ wx.t()) if need[0] else None  # (T, B, I)
-        dwx = x.reshape(T * B, -1).t() @ g2 if need[1] else None  # (I, 4H)
-        db = (g2.sum(0, keepdim=True) if b.shape[0] == 1 else grads.sum(0)) if need[2] else None
+        dx, dwx, db, dw = _sequence_grads(ctx.needs_input_grad, x, wx, b, hs, grads)
         return dx, dwx, db, dw, dc, dh, None, None
 
 
@@ -467,16 +476,8 @@ class _LNLSTMSequence(torch.autograd.Function):
                pc + t * sh, None if pm is None else pm + t * sh, dh.data_ptr(), dc.data_ptr(), pg + t * sa,
                acc[0], acc[1], acc[2], acc[3], acc[4])
             dh = torch.addmm(dv[t - 1], gv[t], wt) if t > 0 else gv[0] @ wt
-        g2 = grads.reshape(T * B, 4 * H)
-        dw = hs[:-1].reshape(T * B, H).t() @ g2  # (H, 4H)
-        dln = (dg.view(1, -1), dbe.view(1, -1), dgc.view(1, -1), dbc.view(1, -1))
-        if wx is None:
-            return (grads, None, None, dw, *dln, dc, dh, None, None)
-        need = ctx.needs_input_grad
-        dx = (grads @ wx.t()) if need[0] else None
-        dwx = x.reshape(T * B, -1).t() @ g2 if need[1] else None
-        db = (g2.sum(0, keepdim=True) if b.shape[0] == 1 else grads.sum(0)) if need[2] else None
-        return (dx, dwx, db, dw, *dln, dc, dh, None, None)
+        dx, dwx, db, dw = _sequence_grads(ctx.needs_input_grad, x, wx, b, hs, grads)
+        return dx, dwx, db, dw, dg.view(1, -1), dbe.view(1, -1), dgc.view(1, -1), dbc.view(1, -1), dc, dh, None, None
 
 
 def _hand_lstm_sequence(seq: _Seq, xp: Any, state0: tuple[Tensor, ...],

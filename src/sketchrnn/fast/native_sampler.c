@@ -533,6 +533,23 @@ done:
  * scaled recurrent-dropout mask on g = tanh(j) (Semeniuta et al. 2016) or NULL.
  * From Python each of these is ~15-25 small tensor operations per step. */
 
+/* Row r of the gates gets the step's input part: I = 0: x is the projection xp (R, G) itself;
+   I > 0: x (R, I) raw inputs, += b + x_r @ wx with wx (I, G) and b (G) or, b_rows > 1, (R, G). */
+static void add_input_part(float *restrict ar, int r, int G, const float *restrict x, int I,
+                           const float *restrict wx, const float *restrict b, int b_rows) {
+    if (I == 0) {
+        const float *xr = x + (size_t)r * G;
+        for (int k = 0; k < G; k++) ar[k] += xr[k];
+        return;
+    }
+    const float *xr = x + (size_t)r * I, *br = b + (b_rows > 1 ? (size_t)r * G : 0);
+    for (int k = 0; k < G; k++) ar[k] += br[k];
+    for (int q = 0; q < I; q++) {
+        const float xq = xr[q], *wq = wx + (size_t)q * G;
+        for (int k = 0; k < G; k++) ar[k] += xq * wq[k];
+    }
+}
+
 /* a: in h @ W_hh (R, 4H), out [s(i), tanh(j), s(f + fb), s(o)]. Before the gate math a gets
    the step's input part: I = 0: x is xp (R, 4H), the input projection itself; I > 0: x (R, I)
    raw inputs, a += b + x @ wx with wx (I, 4H) and b (4H) or, b_rows = R, (R, 4H).
@@ -543,17 +560,7 @@ void sk_lstm_fw(int R, int H, float *restrict a, const float *restrict x, int I,
     const int G = 4 * H;
     for (int r = 0; r < R; r++) {
         float *ar = a + (size_t)r * G;
-        if (I == 0) {
-            const float *xr = x + (size_t)r * G;
-            for (int k = 0; k < G; k++) ar[k] += xr[k];
-        } else {
-            const float *xr = x + (size_t)r * I, *br = b + (b_rows > 1 ? (size_t)r * G : 0);
-            for (int k = 0; k < G; k++) ar[k] += br[k];
-            for (int q = 0; q < I; q++) {
-                const float xq = xr[q], *wq = wx + (size_t)q * G;
-                for (int k = 0; k < G; k++) ar[k] += xq * wq[k];
-            }
-        }
+        add_input_part(ar, r, G, x, I, wx, b, b_rows);
         float *gi = ar, *gj = ar + H, *gf = ar + 2 * H, *go = ar + 3 * H;
         for (int k = 0; k < H; k++) gf[k] += fb;
         sigmoid_inplace(gi, H);
@@ -620,17 +627,7 @@ void sk_lnlstm_fw(int R, int H, float *restrict a, const float *restrict x, int 
     const int G = 4 * H;
     for (int r = 0; r < R; r++) {
         float *ar = a + (size_t)r * G, *xh = xhat + (size_t)r * G;
-        if (I == 0) {
-            const float *xr = x + (size_t)r * G;
-            for (int k = 0; k < G; k++) ar[k] += xr[k];
-        } else {
-            const float *xr = x + (size_t)r * I, *br = b_in + (b_rows > 1 ? (size_t)r * G : 0);
-            for (int k = 0; k < G; k++) ar[k] += br[k];
-            for (int q = 0; q < I; q++) {
-                const float xq = xr[q], *wq = wx + (size_t)q * G;
-                for (int k = 0; k < G; k++) ar[k] += xq * wq[k];
-            }
-        }
+        add_input_part(ar, r, G, x, I, wx, b_in, b_rows);
         for (int blk = 0; blk < 4; blk++) ln_row(ar + blk * H, xh + blk * H, H, eps, rs + (size_t)r * 4 + blk);
         for (int k = 0; k < G; k++) ar[k] = xh[k] * g[k] + be[k];
         float *gi = ar, *gj = ar + H, *gf = ar + 2 * H;
