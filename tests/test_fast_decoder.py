@@ -396,3 +396,15 @@ def test_hand_lstm_and_autograd_paths_agree(conditional, kind, dtype, tol):
     assert n >= 5
     with pytest.raises(ValueError):
         fd.set_hand_lstm("sometimes")
+
+
+def test_lazy_projection_materialises_to_the_hoisted_projection():
+    """Where a lazy projection reaches a path that needs the tensor (the CUDA runner with
+    set_hand_lstm(True)), ``materialize`` gives x @ w + b per step, (T, D, B, 4H)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 2, 3, 4, generator=g, dtype=torch.float64)  # (T, D, B, I)
+    w = torch.randn(2, 4, 8, generator=g, dtype=torch.float64)  # (D, I, 4H)
+    for b in (torch.randn(2, 1, 8, generator=g, dtype=torch.float64), torch.randn(2, 3, 8, generator=g, dtype=torch.float64)):
+        want = torch.einsum("tdbi,dik->tdbk", x, w) + b.unsqueeze(0)
+        got = fd._LazyProjection(x, w, b).materialize()
+        assert got.shape == (5, 2, 3, 8) and torch.allclose(got, want, atol=1e-12)
