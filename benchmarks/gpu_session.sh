@@ -21,10 +21,12 @@
 #
 # Data: ../shared does not travel to the GPU machine. Copy what the chunk needs into a folder
 # the repo ignores and carry it, e.g. (here, before the call)
-#   python benchmarks/make_gpu_data.py cat     # gpu_data/cat.npz: 40,000 train sketches, 19.5 MiB
+#   python benchmarks/make_gpu_data.py cat     # gpu_data/cat.sketches.xz: all 75,000 sketches, 24.4 MiB
 #   grep -qx gpu_data .git/info/exclude || echo gpu_data >> .git/info/exclude
-# and call run(..., carry=["gpu_data"]) (the working tree travels with a 64 MiB limit: with the
-# checkpoints in git, a class's full .npz does not fit; a subset of its train split does).
+# and call run(..., carry=["gpu_data"]) with DATA=gpu_data/cat.sketches.xz (unpacked there to
+# gpu_data/cat.sketches.npz; the working tree travels with a 64 MiB limit: with the checkpoints in git,
+# a class's .npz does not fit, its .sketches.xz does). The first chunk on data other than the
+# committed checkpoint's (e.g. after the 40,000-sketch subset of the first chunks): NEW_DATA=1.
 # Predictions and outcomes go in benchmarks/NOTES_gpu.md.
 set -uo pipefail
 OUT=${OUT:-/tmp/sketchrnn-gpu-out}
@@ -61,9 +63,16 @@ train() {  # train MINUTES LIMIT_S
   local RUN=runs/$MODEL
   mkdir -p "$RUN"
   local ARGS=(--config "configs/$MODEL.json" --out "$RUN" --device "${DEVICE:-cuda}" --max-minutes "$1" --no-progress)
+  if [[ "${DATA:-}" == *.sketches.xz ]]; then  # the compact carry form: unpack it beside itself (seconds)
+    step 120 expand_data $PY benchmarks/make_gpu_data.py --expand "$DATA"
+    DATA="${DATA%.xz}.npz"
+  fi
   [ -n "${DATA:-}" ] && ARGS+=(--data $DATA)
   if [ -f "checkpoints/$MODEL/last.pt" ] && [ ! -f "$RUN/last.pt" ]; then
     cp "checkpoints/$MODEL/last.pt" "$RUN/last.pt"
+    # NEW_DATA=1: the committed checkpoint trained on other data (e.g. the 40,000-sketch subset):
+    # go on with this data in a fresh order (weights, Adam, step, scale factor kept)
+    [ -n "${NEW_DATA:-}" ] && ARGS+=(--new-data)
   fi
   [ -f "$RUN/last.pt" ] && ARGS+=(--resume)
   step "$2" train $PY -m sketchrnn train "${ARGS[@]}"

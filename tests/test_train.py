@@ -341,3 +341,35 @@ def test_cpu_training_benchmark_runs_every_variant(tmp_path, shapes_npz):
     rows = json.loads(r.stdout.strip().splitlines()[-1])["rows"]
     assert [row["variant"] for row in rows] == ["fast", "fast-autograd", "plain"]
     assert all(row["ms_per_step"] > 0 for row in rows)
+
+
+def test_resume_on_new_data_keeps_the_model_and_starts_a_fresh_data_order(tmp_path, shapes_npz):
+    """A run resumed on other data: refused without --new-data (one clear line naming the flag);
+    with it, weights, Adam, step and scale factor carry over and the data order restarts."""
+    from sketchrnn.data.synthetic import write_synthetic_npz
+    from sketchrnn.errors import DataError
+
+    bigger = tmp_path / "bigger.npz"
+    write_synthetic_npz(bigger, 96, 16, 16, seed=1)
+    first = Trainer(tiny_cfg(shapes_npz, "train.num_steps=3"), tmp_path / "run", progress=False)
+    first.fit()
+    weights = {k: v.clone() for k, v in first.model.state_dict().items()}
+    moments = {k: v["exp_avg"].clone() for k, v in first.optimizer.state_dict()["state"].items()}
+    first.release()
+    cfg = tiny_cfg(bigger, "train.num_steps=5")
+    with pytest.raises(DataError, match="--new-data"):
+        Trainer(cfg, tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(ConfigError, match="--resume"):
+        Trainer(cfg, tmp_path / "other", new_data=True, progress=False)
+    lines: list[str] = []
+    moved = Trainer(cfg, tmp_path / "run", resume=True, new_data=True, progress=False, log=lines.append)
+    assert moved.step == 3 and moved.scale_factor == first.scale_factor
+    assert moved.best_valid == math.inf and any("new data" in s for s in lines)
+    for k, v in moved.model.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+    for k, v in moved.optimizer.state_dict()["state"].items():
+        assert torch.equal(v["exp_avg"], moments[k])
+    sampler = moved.loader.sampler
+    assert (sampler.n, sampler.epoch, sampler.position) == (len(moved.train_data.strokes), 0, 0)
+    moved.fit()
+    assert moved.step == 5

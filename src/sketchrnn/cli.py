@@ -100,7 +100,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         out = out or str(Path(tmp.name) / "run")
     if not out:
         raise DataError("train: give --out DIR for the run directory (checkpoints, metrics, config)")
-    trainer = Trainer(cfg, out, resume=a.resume, argv=sys.argv, progress=not a.no_progress)
+    trainer = Trainer(cfg, out, resume=a.resume, argv=sys.argv, progress=not a.no_progress, new_data=a.new_data)
     res = trainer.fit()
     if trainer.is_main:  # under torchrun only rank 0 reports
         print(json.dumps({"run_dir": str(out), "scale_factor": trainer.scale_factor,
@@ -339,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (checkpoints, metrics.csv, config.json)")
     t.add_argument("--set", nargs="*", metavar="SECTION.KEY=VALUE", help="config overrides, e.g. model.dec_model=hyper")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
+    t.add_argument("--new-data", action="store_true",
+                   help="with --resume: go on with other training data (fresh data order; weights, optimiser, "
+                        "step and scale factor kept)")
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--steps", type=int, help="total optimiser steps (train.num_steps)")
     t.add_argument("--max-minutes", type=float, help="stop with a checkpoint after this many minutes")

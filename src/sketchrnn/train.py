@@ -13,6 +13,10 @@ message, leaving the last good checkpoint intact.
 A run directory holds ``config.json``, ``argv.txt``, ``metrics.csv``, ``last.pt`` (resume)
 and ``best.pt`` (best validation loss). ``Trainer(..., resume=True)`` continues exactly
 where ``last.pt`` left off: weights, optimiser, schedules, data order and RNG states.
+``resume=True, new_data=True`` goes on from ``last.pt`` on other training data (e.g. a larger
+subset of the same class): weights, optimiser, schedules, step, RNG and the stored scale factor
+are kept; the data order starts afresh (epoch 0 of the new data) and the best validation loss
+is forgotten, as the validation split may have changed too.
 
 Launched by ``torchrun`` the same Trainer trains data-parallel with DistributedDataParallel
 (:mod:`sketchrnn.distributed`, docs/SCALING.md): ``train.batch_size`` is the global batch,
@@ -88,7 +92,7 @@ class Trainer:
     """Train a :class:`~sketchrnn.model.SketchRNN` from a :class:`~sketchrnn.config.Config`."""
 
     def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, argv: list[str] | None = None,
-                 progress: bool = True, log: Callable[[str], None] | None = None):
+                 progress: bool = True, log: Callable[[str], None] | None = None, new_data: bool = False):
         from .data import BatchLoader
         from .distributed import DistEnv, LossModule, ShardedLoader, setup_distributed, wrap_ddp
         from .model import SketchRNN
@@ -99,6 +103,9 @@ class Trainer:
         t = cfg.train
         if not cfg.data.paths:
             raise ConfigError("no training data: give one or more .npz files (data.paths or --data)")
+        if new_data and not resume:
+            raise ConfigError("--new-data continues a run on other data: use it together with --resume")
+        self.new_data = new_data
         # torchrun (RANK/WORLD_SIZE in the environment) -> a process group; else a plain run
         dist_env = setup_distributed(t.device)
         self.dist: DistEnv = dist_env or DistEnv(device=resolve_device(t.device))
@@ -292,14 +299,20 @@ class Trainer:
                 self.optimizer.load_state_dict(opt)  # bfloat16 second moments are cast back to float32
             elif mode == "full":
                 self.optimizer.load_state_dict(ck["optimizer"])
-            self.loader.load_state_dict(_unjsonable(ck["loader"]))
+            if not self.new_data:
+                self.loader.load_state_dict(_unjsonable(ck["loader"]))
             torch.set_rng_state(ck["rng"]["torch"])  # sharded runs reseed per step (distributed.rank_seed)
             if self.device.type == "cuda" and ck["rng"].get("cuda") and not self.dist.sharded:
                 torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+        except DataError as e:  # the data differs from the run's (not a damaged file): say so whole
+            raise DataError(f"cannot resume {self.last_path} on this data: {e}") from None
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise ModelFileError(f"cannot resume from {self.last_path}: {str(e).splitlines()[0][:160]}") from None
         self.step = int(ck["step"])
-        self.best_valid = float(ck.get("best_valid", math.inf))
+        self.best_valid = math.inf if self.new_data else float(ck.get("best_valid", math.inf))
+        if self.new_data:
+            self.log(f"resumed at step {int(ck['step'])} on new data ({len(self.train_data.strokes)} training sketches): "
+                     f"a fresh data order, scale_factor {self.scale_factor:.4f} kept, best validation loss reset")
         self.bad_total = int(ck.get("bad_total", 0))
         restart = ck.get("lr_restart_step")
         self.lr_restart_step = int(restart) if restart is not None else None

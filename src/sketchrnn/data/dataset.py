@@ -211,8 +211,9 @@ class EpochSampler:
         try:
             if int(d["n"]) != self.n or int(d["batch_size"]) != self.batch_size:
                 raise DataError(
-                    f"loader state is for {d['n']} sketches in (global) batches of {d['batch_size']}, but this loader "
-                    f"has {self.n} in batches of {self.batch_size}; use the same data and train.batch_size to resume")
+                    f"the run trained on {d['n']} sketches in (global) batches of {d['batch_size']}, this data has "
+                    f"{self.n} in batches of {self.batch_size}; use the same data and train.batch_size, or add "
+                    f"--new-data to go on with this data in a fresh order")
             self.shuffle_rng.bit_generator.state = copy.deepcopy(d["shuffle_rng"])
             self.aug_rng.bit_generator.state = copy.deepcopy(d["aug_rng"])
             self.epoch = int(d["epoch"])
