@@ -129,7 +129,7 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path, shapes_npz):
 
 def test_resume_refuses_a_different_model(tmp_path, shapes_npz):
     Trainer(tiny_cfg(shapes_npz, "train.num_steps=3"), tmp_path / "run", progress=False).fit()
-    with pytest.raises(ConfigError, match="differs"):
+    with pytest.raises(ConfigError, match="dec_rnn_size differ"):
         Trainer(tiny_cfg(shapes_npz, "model.dec_rnn_size=32"), tmp_path / "run", resume=True, progress=False)
 
 
@@ -373,3 +373,17 @@ def test_resume_on_new_data_keeps_the_model_and_starts_a_fresh_data_order(tmp_pa
     assert (sampler.n, sampler.epoch, sampler.position) == (len(moved.train_data.strokes), 0, 0)
     moved.fit()
     assert moved.step == 5
+
+
+def test_resume_may_change_dropout_but_no_weight_shaping_setting(tmp_path, shapes_npz):
+    """Dropout shapes no weight: a resume may switch it (logged); max_seq_len only with --new-data."""
+    Trainer(tiny_cfg(shapes_npz, "train.num_steps=3"), tmp_path / "run", progress=False).fit()
+    with pytest.raises(ConfigError, match="max_seq_len"):
+        Trainer(tiny_cfg(shapes_npz, "model.max_seq_len=80"), tmp_path / "run", resume=True, progress=False)
+    lines: list[str] = []
+    t = Trainer(tiny_cfg(shapes_npz, "train.num_steps=5", "model.use_recurrent_dropout=false"), tmp_path / "run",
+                resume=True, progress=False, log=lines.append)
+    assert t.step == 3 and not t.model.cfg.use_recurrent_dropout
+    assert any("use_recurrent_dropout True -> False" in s for s in lines)
+    t.fit()
+    assert t.step == 5

@@ -93,12 +93,20 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: str | Path, resume: bool = False, argv: list[str] | None = None,
                  progress: bool = True, log: Callable[[str], None] | None = None, new_data: bool = False):
+        self._run_lock: Any = None  # open RUN/.lock while held (_lock_run_dir, release)
+        try:
+            self._setup(cfg, run_dir, resume, argv, progress, log, new_data)
+        except BaseException:  # a refused start leaves the run directory free for the next try
+            self.release()
+            raise
+
+    def _setup(self, cfg: Config, run_dir: str | Path, resume: bool, argv: list[str] | None, progress: bool,
+               log: Callable[[str], None] | None, new_data: bool) -> None:
         from .data import BatchLoader
         from .distributed import DistEnv, LossModule, ShardedLoader, setup_distributed, wrap_ddp
         from .model import SketchRNN
 
         self.cfg = cfg.validate()
-        self._run_lock: Any = None  # open RUN/.lock while held (_lock_run_dir, release)
         self.run_dir = Path(run_dir)
         t = cfg.train
         if not cfg.data.paths:
@@ -130,8 +138,15 @@ class Trainer:
             def read() -> dict[str, Any]:
                 c = read_checkpoint(self.last_path)
                 stored = config_from_json(c["config"], str(self.last_path))
-                if stored.model != cfg.model:
-                    raise ConfigError(f"--resume: model config differs from the one in {self.last_path}; resume with the same model settings")
+                # dropout may change on resume; max_seq_len only with --new-data (it changes the data)
+                differ = [k for k in _weight_shaping_diff(stored.model, cfg.model) if not (k == "max_seq_len" and new_data)]
+                if differ:
+                    raise ConfigError(f"--resume: model setting(s) {', '.join(differ)} differ from {self.last_path}'s; "
+                                      f"resume with the same model settings (only dropout may change)")
+                changed = [f"{k} {getattr(stored.model, k)} -> {getattr(cfg.model, k)}" for k in sorted(vars(cfg.model))
+                           if getattr(stored.model, k) != getattr(cfg.model, k)]
+                if changed:  # dropout (or, with new data, max_seq_len): shape no weight, changed on purpose
+                    self.log("resumed with changed model settings: " + ", ".join(changed))
                 return c
 
             ck = self.dist.on_main(read)
@@ -586,15 +601,22 @@ def _reuse_heap() -> bool:
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
+# Model settings that shape no weight: they may change when fine-tuning or resuming.
+_WEIGHT_FREE = frozenset({"use_recurrent_dropout", "recurrent_dropout_prob", "use_input_dropout", "input_dropout_prob",
+                          "use_output_dropout", "output_dropout_prob"})
+
+
+def _weight_shaping_diff(a, b) -> list[str]:
+    """Model settings (besides dropout) in which two model configs differ."""
+    return [k for k in vars(b) if k not in _WEIGHT_FREE and getattr(a, k, None) != getattr(b, k)]
+
+
 def _load_init(spec: str, m) -> Any:
     """Weights to fine-tune from; the model settings must be the run's own."""
     from .checkpoint import load_model
 
     init = load_model(spec)
-    # Settings that shape no weight (sequence length, dropout) may change when fine-tuning.
-    free = {"max_seq_len", "use_recurrent_dropout", "recurrent_dropout_prob", "use_input_dropout",
-            "input_dropout_prob", "use_output_dropout", "output_dropout_prob"}
-    diff = [k for k in vars(m) if k not in free and getattr(m, k) != getattr(init.config, k, None)]
+    diff = [k for k in _weight_shaping_diff(init.config, m) if k != "max_seq_len"]
     if diff:
         raise ConfigError(f"train.init_from={spec}: its model settings differ from this run's in {', '.join(diff)}; "
                           f"use the same model.* values as that model")
