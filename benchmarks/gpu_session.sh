@@ -68,6 +68,8 @@ train() {  # train MINUTES LIMIT_S
     DATA="${DATA%.xz}.npz"
   fi
   [ -n "${DATA:-}" ] && ARGS+=(--data $DATA)
+  # SET="data.random_scale_factor=0 data.augment_stroke_prob=0": config overrides for this chunk
+  [ -n "${SET:-}" ] && ARGS+=(--set $SET)
   if [ -f "checkpoints/$MODEL/last.pt" ] && [ ! -f "$RUN/last.pt" ]; then
     cp "checkpoints/$MODEL/last.pt" "$RUN/last.pt"
     # NEW_DATA=1: the committed checkpoint trained on other data (e.g. the 40,000-sketch subset):
