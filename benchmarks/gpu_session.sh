@@ -27,6 +27,8 @@
 # gpu_data/cat.sketches.npz; the working tree travels with a 64 MiB limit: with the checkpoints in git,
 # a class's .npz does not fit, its .sketches.xz does). The first chunk on data other than the
 # committed checkpoint's (e.g. after the 40,000-sketch subset of the first chunks): NEW_DATA=1.
+# The call carries the working tree (tracked files + carry) up to 64 MiB: beside a .sketches.xz
+# delete the CPU-only checkpoints for the call (rm -r checkpoints/*_cpu_small; git checkout -- checkpoints).
 # Predictions and outcomes go in benchmarks/NOTES_gpu.md.
 set -uo pipefail
 OUT=${OUT:-/tmp/sketchrnn-gpu-out}
