@@ -59,6 +59,20 @@ def test_train_sample_evaluate_roundtrip(tmp_path):
     assert main(["evaluate", "--model", str(run / "last.pt"), "--data", str(data), "--json"]) == 0
 
 
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_sample_to_one_grid_file(tmp_path, suffix):
+    """`--out FILE.svg` / `--out FILE.png` write one grid image and the strokes beside it, not a
+    folder named like an image."""
+    from sketchrnn.data import load_npz
+
+    out = tmp_path / f"cats{suffix}"
+    assert main(["sample", "--model", "cat-uncond", "--n", "2", "--seed", "0", "--out", str(out)]) == 0
+    assert out.is_file()
+    head = out.read_bytes()[:8]
+    assert head.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in out.read_bytes()[:400]
+    assert len(load_npz(out.with_suffix(".npz"))["test"]) == 2
+
+
 def test_evaluate_json_has_exactly_the_documented_keys(tmp_path, capsys):
     from sketchrnn.data.synthetic import write_synthetic_npz
     from sketchrnn.evaluate import METRIC_KEYS

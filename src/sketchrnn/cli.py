@@ -151,8 +151,13 @@ def cmd_sample(a: argparse.Namespace) -> int:
     sketches = sample(lm, n=a.n, temperature=a.temperature, greedy=a.greedy, seed=a.seed,
                       temperature_mode=a.temperature_mode, class_id=cls)
     out = Path(a.out)
-    if out.suffix == ".svg":
-        save_svg(out, grid_svg(sketches, ncols=min(len(sketches), 8)))
+    if out.suffix.lower() in (".svg", ".png"):  # one grid image (+ the strokes beside it)
+        if out.suffix.lower() == ".png":
+            from .render import grid_image, save_png
+
+            save_png(out, grid_image(sketches, ncols=min(len(sketches), 8)))
+        else:
+            save_svg(out, grid_svg(sketches, ncols=min(len(sketches), 8)))
         save_npz(out.with_suffix(".npz"), {"test": sketches})
         written = [str(out), str(out.with_suffix(".npz"))]
     else:
@@ -366,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper: sigma*sqrt(tau) (default); magenta_py: sigma*tau; magenta_js: @magenta/sketch")
     s.add_argument("--greedy", action="store_true", help="most likely offset and pen at each step")
     s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--out", required=True, help="folder (one SVG per sketch + samples.npz) or FILE.svg (grid)")
+    s.add_argument("--out", required=True, help="folder (one SVG per sketch + samples.npz) or FILE.svg / FILE.png (grid)")
     s.add_argument("--png", action="store_true", help="also write samples.png (folder output)")
     s.add_argument("--class", dest="class_id", default=None, help="class name or index (class-conditional models)")
 
