@@ -49,7 +49,8 @@ def main() -> int:
     src = load_model(a.checkpoint)
     out = weights_dir() / f"{a.name}.safetensors"
     save_weights(out, src.model, Config.from_dict(json.loads(ck["config"])), src.scale_factor, src.class_names,
-                 half=True, extra={"step": str(step)})
+                 half=True, extra={"step": str(step), "weights": src.info["weights"]})
+    ema_decay = Config.from_dict(json.loads(ck["config"])).train.ema_decay
     lm = load_model(out)  # score what is shipped (float16 weights)
     cfg = lm.config
     main_metric = "elbo_per_point" if cfg.conditional else "nll_per_point"
@@ -87,7 +88,9 @@ def main() -> int:
         f"- Data: {', '.join(f'`{Path(d).name}`' for d in a.data)} ({', '.join(lm.class_names)}); "
         "the distilled files are samples of Magenta's pretrained decoders, not human drawings.",
         f"- Training: {step} steps, config below; {a.gpu_minutes:g} GPU minutes, {a.cpu_minutes:g} CPU minutes "
-        f"({platform.processor() or platform.machine()}, torch {torch.__version__}).",
+        f"({platform.processor() or platform.machine()}, torch {torch.__version__})"
+        + (f"; shipped: the average of the weights (`train.ema_decay` {ema_decay:g})." if src.info["weights"] == "average"
+           else "."),
         f"- Shipped as float16 safetensors ({out.stat().st_size / 1e6:.1f} MB); figures below are of these weights.",
         f"- Measured {date} with `sketchrnn evaluate` on the whole test split"
         + (" of each class" if len(scored) > 1 else "") + f" ({n_test} sketches).", "",

@@ -387,3 +387,121 @@ def test_resume_may_change_dropout_but_no_weight_shaping_setting(tmp_path, shape
     assert any("use_recurrent_dropout True -> False" in s for s in lines)
     t.fit()
     assert t.step == 5
+
+
+# ------------------------------------------------------------------ weight average (train.ema_decay)
+def test_weight_average_follows_the_decay_formula(tmp_path, shapes_npz):
+    """ema_{n+1} = d_n ema_n + (1 - d_n) w_{n+1}, d_n = min(decay, (1 + n) / (10 + n)), from
+    ema_0 = the initial weights; checked in float64 against the trainer's float32 average."""
+    decay = 0.6
+    tr = Trainer(tiny_cfg(shapes_npz, f"train.ema_decay={decay}", "train.num_steps=6"), tmp_path / "run", progress=False)
+    ref = [w.detach().double().clone() for w in tr.model.state_dict().values()]
+    it = iter(tr.loader)
+    for n in range(6):
+        assert tr.train_step(next(it)) is not None
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        ref = [d * e + (1 - d) * w.detach().double() for e, w in zip(ref, tr.model.state_dict().values())]
+    assert tr.ema_updates == 6
+    for e, r, w in zip(tr.ema, ref, tr.model.state_dict().values()):
+        assert torch.allclose(e.double(), r, rtol=0, atol=1e-6)
+    assert any(not torch.equal(e, w) for e, w in zip(tr.ema, tr.model.state_dict().values()))
+    tr.release()
+
+
+def test_validation_and_checkpoints_use_the_average(tmp_path, shapes_npz):
+    from sketchrnn.checkpoint import load_model, read_checkpoint
+
+    tr = Trainer(tiny_cfg(shapes_npz, "train.ema_decay=0.5", "train.num_steps=6"), tmp_path / "run", progress=False)
+    tr.fit()
+    trained = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    v_avg = tr.validate()
+    for k, v in tr.model.state_dict().items():  # the trained weights are back, bit for bit
+        assert torch.equal(v, trained[k]), k
+    ema, tr.ema = tr.ema, None  # the same validation with the average loaded by hand
+    v_raw = tr.validate()
+    with torch.no_grad():
+        for w, e in zip(tr.model.state_dict().values(), ema):
+            w.copy_(e)
+    assert tr.validate() == v_avg and v_raw != v_avg
+    ck = read_checkpoint(tmp_path / "run" / "last.pt")
+    for k in trained:
+        assert torch.equal(ck["model"][k], trained[k]) and torch.equal(ck["ema"][k], ema[list(trained).index(k)])
+    lm = load_model(tmp_path / "run" / "last.pt")  # what sample/evaluate/export see: the average
+    assert lm.info["weights"] == "average"
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, ck["ema"][k]), k
+
+
+def test_resume_with_weight_average_is_exact(tmp_path, shapes_npz):
+    cfg = tiny_cfg(shapes_npz, "train.ema_decay=0.9", "train.num_steps=6")
+    full = Trainer(cfg, tmp_path / "full", progress=False)
+    full.fit()
+    part = Trainer(cfg, tmp_path / "part", progress=False)
+    part.fit(num_steps=3)
+    resumed = Trainer(cfg, tmp_path / "part", resume=True, progress=False)
+    assert resumed.ema_updates == 3
+    resumed.fit()
+    assert resumed.ema_updates == full.ema_updates == 6
+    for a, b in zip(full.ema, resumed.ema):
+        assert torch.equal(a, b)
+
+
+def test_weight_average_switched_on_or_off_at_resume(tmp_path, shapes_npz, capsys):
+    cfg = tiny_cfg(shapes_npz, "train.num_steps=3")
+    Trainer(cfg, tmp_path / "run", progress=False).fit()
+    on = Trainer(tiny_cfg(shapes_npz, "train.ema_decay=0.9", "train.num_steps=6"), tmp_path / "run", resume=True,
+                 progress=False)
+    assert on.ema_updates == 0  # starts from the resumed weights
+    for e, w in zip(on.ema, on.model.state_dict().values()):
+        assert torch.equal(e, w)
+    on.fit()
+    off = Trainer(tiny_cfg(shapes_npz, "train.num_steps=9"), tmp_path / "run", resume=True, progress=False)
+    assert off.ema is None
+    off.fit()
+    from sketchrnn.checkpoint import read_checkpoint
+
+    assert "ema" not in read_checkpoint(tmp_path / "run" / "last.pt")
+    err = capsys.readouterr().err
+    assert "starts from the resumed weights" in err and "weight average is dropped" in err
+
+
+@pytest.mark.parametrize("bad", ["1.0", "-0.1"])
+def test_ema_decay_out_of_range_is_refused(bad):
+    with pytest.raises(ConfigError, match="ema_decay"):
+        apply_overrides(Config(), [f"train.ema_decay={bad}"]).validate()
+
+
+@pytest.mark.parametrize("mode", ["no-first-moment", "weights-only"])
+def test_compact_checkpoint_keeps_the_weight_average(tmp_path, shapes_npz, mode):
+    import io
+
+    from sketchrnn.checkpoint import CHECKPOINT_FORMAT, compact_for_resume, load_model, read_checkpoint
+
+    cfg = tiny_cfg(shapes_npz, "train.ema_decay=0.9", "train.num_steps=3")
+    Trainer(cfg, tmp_path / "run", progress=False).fit()
+    ck = read_checkpoint(tmp_path / "run" / "last.pt")
+    limit = {"no-first-moment": 10**9, "weights-only": 0}[mode]
+    if mode == "weights-only":  # the smallest form that fits: measure it, then ask for exactly that
+        c = {k: v for k, v in ck.items() if k != "optimizer"}
+        buf = io.BytesIO()
+        torch.save({**c, "resume_mode": "weights-only", "format": CHECKPOINT_FORMAT, "version": 1}, buf)
+        limit = buf.tell()
+    else:
+        ck["resume_mode"] = "full"
+        _, _, full_size = compact_for_resume(ck, 10**9)
+        limit = full_size - 1
+    small, got, _ = compact_for_resume(ck, limit)
+    assert got == mode and ("optimizer" in small) == (mode != "weights-only")
+    for k in ck["ema"]:
+        assert torch.equal(small["ema"][k], ck["ema"][k]), k
+    torch.save({**small, "format": CHECKPOINT_FORMAT, "version": 1}, tmp_path / "small.pt")
+    lm = load_model(tmp_path / "small.pt")
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, ck["ema"][k]), k
+    (tmp_path / "run2").mkdir()
+    torch.save({**small, "format": CHECKPOINT_FORMAT, "version": 1}, tmp_path / "run2" / "last.pt")
+    res = Trainer(tiny_cfg(shapes_npz, "train.ema_decay=0.9", "train.num_steps=4"), tmp_path / "run2", resume=True,
+                  progress=False)
+    assert res.ema_updates == 3
+    for a, k in zip(res.ema, res.model.state_dict()):
+        assert torch.equal(a, ck["ema"][k]), k

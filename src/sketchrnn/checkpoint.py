@@ -181,6 +181,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                                  "the file is corrupted")
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ck["model"].items()):
         raise ModelFileError(f"checkpoint {p}: 'model' is not a mapping of names to tensors; the file is corrupted")
+    if "ema" in ck and not (isinstance(ck["ema"], dict) and ck["ema"].keys() == ck["model"].keys()
+                            and all(isinstance(v, torch.Tensor) for v in ck["ema"].values())):
+        raise ModelFileError(f"checkpoint {p}: 'ema' (the weight average) does not match its weights; the file is corrupted")
     names = ck.get("class_names", [])
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise ModelFileError(f"checkpoint {p}: 'class_names' is not a list of strings; the file is corrupted")
@@ -321,6 +324,10 @@ def load_model(spec: str | Path, device: str = "cpu"):
     ck = read_checkpoint(p)
     cfg = config_from_json(ck["config"], str(p))
     scale = _check_scale(ck["scale_factor"], str(p))
-    model = _build(cfg, ck["model"], str(p)).to(device)
+    # a run with train.ema_decay keeps the weight average beside the trained weights: the
+    # average is the model (its validation picked best.pt)
+    averaged = "ema" in ck
+    model = _build(cfg, ck["ema"] if averaged else ck["model"], str(p)).to(device)
     return LoadedModel(model=model, config=cfg.model, scale_factor=scale, class_names=list(ck.get("class_names", [])),
-                       name=p.stem, source=str(p), info={"step": int(ck["step"]), "best_valid": ck.get("best_valid")})
+                       name=p.stem, source=str(p), info={"step": int(ck["step"]), "best_valid": ck.get("best_valid"),
+                                                         "weights": "average" if averaged else "trained"})

@@ -232,7 +232,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     if out.suffix != ".safetensors":
         raise DataError(f"export: --out {out} must end in .safetensors")
     save_weights(out, lm.model, Config(model=lm.config), lm.scale_factor, lm.class_names, half=not a.float32,
-                 extra={"source": Path(lm.source).name, **({"step": str(lm.info["step"])} if "step" in lm.info else {})})
+                 extra={"source": Path(lm.source).name, **{k: str(lm.info[k]) for k in ("step", "weights") if k in lm.info}})
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'float32' if a.float32 else 'float16'})")
     return 0
 

@@ -128,6 +128,10 @@ class TrainConfig:
     # gradients ~1e-3 relative to fp32); medium = bf16 products
     matmul_precision: str = "highest"
     init_from: str = ""  # fine-tune: start from these weights (.pt/.safetensors/shipped name), fresh optimiser
+    # exponential moving average of the weights (Polyak averaging; the decay ramps up as TF's
+    # ExponentialMovingAverage with num_updates): validation, best.pt and whatever loads a
+    # checkpoint (sample, evaluate, export) use the average; 0 = off (Magenta); 0.999-0.9999
+    ema_decay: float = 0.0
     # CPU on Linux (glibc): keep freed memory in the process heap (mallopt) so that each step
     # reuses its ~30 MB buffers instead of page-faulting fresh ones (small VAE step ~12 % faster);
     # process-wide, the resident size stays at its peak
@@ -144,6 +148,8 @@ class TrainConfig:
         for name in ("eval_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if not (0.0 <= self.ema_decay < 1.0):
+            raise ConfigError(f"train.ema_decay must be in [0, 1) (0 = off; 0.999-0.9999 typical), got {self.ema_decay}")
         if self.matmul_precision not in ("highest", "high", "medium"):
             raise ConfigError(f"train.matmul_precision must be highest, high or medium, got {self.matmul_precision!r}")
 

@@ -190,6 +190,11 @@ class Trainer:
             self.loader = ShardedLoader(self.loader, self.dist.rank, self.dist.world_size)
         self.valid_loader = Loader(self.valid_data, self.scale_factor, t.batch_size, m.max_seq_len,
                                    augment=False, shuffle=False, drop_last=False)
+        # train.ema_decay: a float32 running average of every weight, beside the trained ones
+        self._ema_src = list(self.model.state_dict().values())  # detached views of the weights
+        self.ema: list[torch.Tensor] | None = ([w.detach().clone().float() for w in self._ema_src]
+                                               if t.ema_decay > 0 else None)
+        self.ema_updates = 0
         self.step = 0
         self.lr_restart_step: int | None = None  # set when resumed without optimiser state
         self.best_valid = math.inf
@@ -294,6 +299,8 @@ class Trainer:
             "world_size": self.dist.world_size,
             "loader": _jsonable(self.loader.state_dict()),
             "lr_restart_step": self.lr_restart_step,
+            **({"ema": dict(zip(self.model.state_dict().keys(), (e.detach().cpu() for e in self.ema))),
+                "ema_updates": self.ema_updates} if self.ema is not None else {}),
         }
 
     def save(self, path: Path | None = None) -> None:
@@ -329,6 +336,18 @@ class Trainer:
             self.log(f"resumed at step {int(ck['step'])} on new data ({len(self.train_data.strokes)} training sketches): "
                      f"a fresh data order, scale_factor {self.scale_factor:.4f} kept, best validation loss reset")
         self.bad_total = int(ck.get("bad_total", 0))
+        if self.ema is not None:
+            if isinstance(ck.get("ema"), dict):
+                try:
+                    self.ema = [ck["ema"][k].to(self.device, torch.float32).clone() for k in self.model.state_dict()]
+                except KeyError as e:
+                    raise ModelFileError(f"cannot resume from {self.last_path}: its weight average lacks {e}") from None
+                self.ema_updates = int(ck.get("ema_updates", 0))
+            else:
+                self.ema = [w.detach().clone().float() for w in self._ema_src]
+                self.log("train.ema_decay: the checkpoint holds no weight average; it starts from the resumed weights")
+        elif "ema" in ck:
+            self.log("train.ema_decay=0: the checkpoint's weight average is dropped; validation uses the trained weights")
         restart = ck.get("lr_restart_step")
         self.lr_restart_step = int(restart) if restart is not None else None
         if mode == "weights-only":  # fresh Adam: warm the learning rate up again (see lr_factor)
@@ -392,8 +411,38 @@ class Trainer:
         if cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:
+            self._update_ema()
         self.step += 1
         return True
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- d * ema + (1 - d) * w, with d = min(ema_decay, (1 + n) / (10 + n)) after n
+        updates (TF's ExponentialMovingAverage with num_updates): early averages forget fast."""
+        n = self.ema_updates
+        d = min(self.cfg.train.ema_decay, (1.0 + n) / (10.0 + n))
+        src = [w.float() for w in self._ema_src]  # float32 already: no copies
+        torch._foreach_lerp_(self.ema, src, 1.0 - d)
+        self.ema_updates = n + 1
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Within the block the model holds the weight average (train.ema_decay; a no-op when
+        off); the trained weights come back afterwards, bit for bit."""
+        if self.ema is None:
+            yield
+            return
+        with torch.no_grad():
+            kept = [w.clone() for w in self._ema_src]
+            for w, e in zip(self._ema_src, self.ema):
+                w.copy_(e)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for w, k in zip(self._ema_src, kept):
+                    w.copy_(k)
 
     def _train_step_ddp(self, batch) -> tuple[float, float, float] | None:
         """:meth:`train_step` under DDP: the same step as one process on the global batch.
@@ -444,7 +493,7 @@ class Trainer:
         """Validation L_R, L_KL and the loss used to pick the best checkpoint (w_KL at its final value)."""
         cfg = self.cfg
         self.model.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with self.averaged_weights(), torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(1234)
             tot_r = tot_kl = 0.0
             n = 0
