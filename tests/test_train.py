@@ -430,6 +430,14 @@ def test_validation_and_checkpoints_use_the_average(tmp_path, shapes_npz):
     assert lm.info["weights"] == "average"
     for k, v in lm.model.state_dict().items():
         assert torch.equal(v, ck["ema"][k]), k
+    from sketchrnn.cli import main
+
+    out = tmp_path / "avg.safetensors"
+    assert main(["export", str(tmp_path / "run" / "last.pt"), "--out", str(out), "--float32"]) == 0
+    exported = load_model(out)
+    assert exported.info["weights"] == "average"
+    for k, v in exported.model.state_dict().items():
+        assert torch.equal(v, ck["ema"][k]), k
 
 
 def test_resume_with_weight_average_is_exact(tmp_path, shapes_npz):
