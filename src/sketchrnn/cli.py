@@ -216,8 +216,13 @@ def cmd_export_magenta(a: argparse.Namespace) -> int:
     from .interop.magenta import export_magenta
 
     lm = load_model(a.model)
-    export_magenta(lm, a.out, name=a.name)
-    print(f"wrote {a.out}")
+    calibration = None
+    if a.calibrate:
+        from .data import load_npz
+
+        calibration = load_npz(a.calibrate, splits=["train"])["train"][: a.n_calibration]
+    export_magenta(lm, a.out, name=a.name, rounding=a.rounding, calibration=calibration, n_calibration=a.n_calibration)
+    print(f"wrote {a.out} ({a.rounding} rounding to the format's int16 grid)")
     return 0
 
 
@@ -390,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("model")
     ex.add_argument("--out", required=True)
     ex.add_argument("--name", default=None)
+    ex.add_argument("--rounding", choices=["compensated", "nearest"], default="compensated",
+                    help="compensated (default): error-compensating rounding onto the int16 grid (GPTQ), "
+                         "keeps the model's precision; nearest: each weight to its nearest grid point")
+    ex.add_argument("--calibrate", metavar="DATA.npz", default=None,
+                    help="calibration sketches for compensated rounding (its train split; default: the model's own samples)")
+    ex.add_argument("--n-calibration", type=int, default=200, help="calibration sketches (default 200)")
 
     cc = sub.add_parser("compact-checkpoint", help="shrink a training checkpoint for resuming elsewhere: full state, "
                         "else Adam's second moments only (bfloat16), else weights only; float32 weights always")

@@ -312,15 +312,81 @@ def _exportable_arrays(model: Any, cfg: ModelConfig) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _calibration_inputs(model: Any, arrays: dict[str, np.ndarray], sketches: list[np.ndarray], scale: float,
+                        q_lstm: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Teacher-forced decoder inputs of ``sketches`` (stroke-3, data units), float64.
+
+    Without ``q_lstm``: rows ``[1, x_t (5), h_{t-1} (H)]`` of the LSTM's gate product. With
+    ``q_lstm`` (the rounded W_xh, W_hh, bias): rows ``[1, h_t (H)]`` of the output layer,
+    ``h_t`` from the rounded LSTM (the states the exported model will have). Only the L+1
+    scored steps of each sketch."""
+    import torch
+
+    from ..data.strokes import to_stroke5
+
+    lw = q_lstm or arrays
+    w_xh, w_hh, b = (torch.from_numpy(np.asarray(lw[k], dtype=np.float64)) for k in ("W_xh", "W_hh", "bias"))
+    hid = w_hh.shape[0]
+    fb = float(model.decoder.cell.forget_bias)
+    rows = []
+    for s in sketches:
+        x = torch.from_numpy(to_stroke5(s, len(s), scale)).double()  # (L+1, 5): start token + points
+        c = torch.zeros(hid, dtype=torch.float64)
+        h = torch.zeros(hid, dtype=torch.float64)
+        for t in range(len(s) + 1):
+            if q_lstm is None:
+                rows.append(torch.cat([torch.ones(1, dtype=torch.float64), x[t], h]))
+            gates = x[t] @ w_xh + h @ w_hh + b  # (4H,) order i, j, f, o
+            i, j, f, o = gates.split(hid)
+            c = c * torch.sigmoid(f + fb) + torch.sigmoid(i) * torch.tanh(j)
+            h = torch.tanh(c) * torch.sigmoid(o)
+            if q_lstm is not None:
+                rows.append(torch.cat([torch.ones(1, dtype=torch.float64), h]))
+    return torch.stack(rows).numpy()
+
+
+def _compensated_round(model: Any, arrays: dict[str, np.ndarray], sketches: list[np.ndarray],
+                       scale: float) -> dict[str, np.ndarray]:
+    """int16 grid indices of the five arrays by error-compensating rounding
+    (:mod:`sketchrnn.interop.rounding`), calibrated on ``sketches``: the LSTM's gate product
+    on its float inputs, then the output layer on the states of the rounded LSTM."""
+    from .rounding import gptq_round, second_moment
+
+    hid = arrays["W_hh"].shape[0]
+    # gates = [1, x, h] @ [bias; W_xh; W_hh]: one layer of 1 + 5 + H inputs and 4H outputs
+    w = np.concatenate([arrays["bias"][None, :], arrays["W_xh"], arrays["W_hh"]]).T  # (4H, 1+5+H)
+    q = gptq_round(w, second_moment(_calibration_inputs(model, arrays, sketches, scale)), QUANT_STEP).T
+    out = {"bias": q[0], "W_xh": q[1:6], "W_hh": q[6:]}
+    q_lstm = {k: dequantize(np.clip(v, -32767, 32767).astype("<i2")).astype(np.float64) for k, v in out.items()}
+    w = np.concatenate([arrays["output_b"][None, :], arrays["output_w"]]).T  # (123, 1+H)
+    q = gptq_round(w, second_moment(_calibration_inputs(model, arrays, sketches, scale, q_lstm)), QUANT_STEP).T
+    out["output_b"], out["output_w"] = q[0], q[1:]
+    assert out["W_hh"].shape == (hid, 4 * hid)
+    res = {}
+    for name, v in out.items():
+        if np.max(np.abs(v)) > 32767:  # compensation pushed a weight past the format's range
+            raise ModelFileError(f"cannot export {name} with compensated rounding: a weight would exceed the "
+                                 f"format's limit of {MAGENTA_MAX_WEIGHT:g}; export with rounding='nearest'")
+        res[name] = v.astype("<i2")
+    return res
+
+
 def export_magenta(loaded_or_model: Any, path: str | Path, scale_factor: float | None = None,
-                   name: str | None = None, extra_info: dict[str, Any] | None = None) -> dict[str, Any]:
+                   name: str | None = None, extra_info: dict[str, Any] | None = None,
+                   rounding: str = "compensated", calibration: list[np.ndarray] | None = None,
+                   n_calibration: int = 200) -> dict[str, Any]:
     """Write a decoder-only LSTM model as a @magenta/sketch ``.gen.json`` (mode 2, version 6).
 
     ``loaded_or_model`` is a :class:`LoadedModel` (scale factor and name taken from it
-    unless given) or a ``SketchRNN`` (then ``scale_factor`` is required). Weights are
-    quantised to int16 (``round(v*32767/10)``, error <= 1.53e-4 per weight); weights with
-    ``|v| > 10`` are refused, not clipped. ``extra_info`` (e.g. measured losses) is added
-    to the header; it may not override the required keys. Returns the header written.
+    unless given) or a ``SketchRNN`` (then ``scale_factor`` is required). Weights go onto
+    the format's int16 grid (``10 * q / 32767``); weights with ``|v| > 10`` are refused, not
+    clipped. ``rounding="nearest"``: each weight to its nearest grid point (error <= 1.53e-4
+    per weight). ``rounding="compensated"`` (default): error-compensating rounding (GPTQ,
+    :mod:`sketchrnn.interop.rounding`) that keeps each layer's outputs close on
+    ``calibration`` sketches (stroke-3, data units; default: ``n_calibration`` samples of the
+    model itself at temperature 1, seed 0 — no data needed). ``extra_info`` (e.g. measured
+    losses) is added to the header; it may not override the required keys. Returns the
+    header written.
     """
     if isinstance(loaded_or_model, LoadedModel):
         model, cfg = loaded_or_model.model, loaded_or_model.config
@@ -341,8 +407,19 @@ def export_magenta(loaded_or_model: Any, path: str | Path, scale_factor: float |
         raise ModelFileError(f"cannot export to Magenta .gen.json: scale_factor {sf!r} must be finite and in "
                              f"[{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}]")
     arrays = _exportable_arrays(model, cfg)
-    blobs = [base64.b64encode(quantize(arrays[n], what=f"{n} of the model").tobytes()).decode("ascii")
-             for n in _WEIGHT_NAMES]
+    if rounding not in ("compensated", "nearest"):
+        raise ModelFileError(f"cannot export to Magenta .gen.json: rounding must be 'compensated' or 'nearest', got {rounding!r}")
+    qs = {n: quantize(arrays[n], what=f"{n} of the model") for n in _WEIGHT_NAMES}  # refuses |v| > 10, NaN
+    if rounding == "compensated":
+        if calibration is None:
+            from ..api import sample
+
+            lm = LoadedModel(model=model, config=cfg, scale_factor=sf, class_names=[], name="export", source="", info={})
+            calibration = sample(lm, n=n_calibration, temperature=1.0, seed=0)
+        if not calibration:
+            raise ModelFileError("cannot export to Magenta .gen.json: no calibration sketches for compensated rounding")
+        qs = _compensated_round(model, arrays, list(calibration), sf)
+    blobs = [base64.b64encode(qs[n].tobytes()).decode("ascii") for n in _WEIGHT_NAMES]
     info: dict[str, Any] = {"mode": EXPORT_MODE, "version": EXPORT_VERSION, "max_seq_len": int(cfg.max_seq_len),
                             "name": str(name or Path(str(path)).name.split(".")[0]), "scale_factor": sf}
     for k, v in (extra_info or {}).items():
