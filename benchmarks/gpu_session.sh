@@ -54,7 +54,7 @@ checks() {  # checks TESTS_S BENCH_BUDGET_S SAMPLE_S TORCHRUN_S
   { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
     $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
     cc --version | head -1; nproc; } >> "$LOG" 2>&1
-  step "$1" gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py
+  step "$1" gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py tests/test_train.py
   step "$(( $2 + 60 ))" bench_train $PY benchmarks/bench_train.py --budget-s "$2" --json-out "$OUT/bench_train.json"
   step "$3" bench_sample $PY benchmarks/bench_sample.py --batch 1000 --repeats 1 --json-out "$OUT/bench_sample.json"
   step "$4" torchrun_check bash benchmarks/gpu_torchrun_check.sh
@@ -103,7 +103,7 @@ case "${1:-}" in
     T_END=$((SECONDS + ${SESSION_S:-575}))
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
       $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } >> "$LOG" 2>&1
-    step 110 gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py
+    step 110 gpu_tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_fast_decoder.py tests/test_train.py
     # issue 8: the fast path under DDP (the train.fast=false pair passed on an H100 on 2026-11-26)
     step 90 torchrun_fast env FAST_MODES=true bash benchmarks/gpu_torchrun_check.sh
     step 150 numerics $PY benchmarks/bench_train.py --sections numerics --variants reference,fast-eager,fast,fast+tf32 \

@@ -513,3 +513,32 @@ def test_compact_checkpoint_keeps_the_weight_average(tmp_path, shapes_npz, mode)
     assert res.ema_updates == 3
     for a, k in zip(res.ema, res.model.state_dict()):
         assert torch.equal(a, ck["ema"][k]), k
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_weight_average_on_cuda_with_the_fast_path(tmp_path, shapes_npz):
+    """On CUDA (graph-captured fast path) the average follows the formula, validation uses
+    it and leaves the trained weights in place, and the checkpoint carries it."""
+    from sketchrnn.checkpoint import load_model
+
+    decay = 0.6
+    tr = Trainer(tiny_cfg(shapes_npz, f"train.ema_decay={decay}", "train.num_steps=4", "train.device=cuda",
+                          "train.deterministic=false"), tmp_path / "run", progress=False)
+    ref = [w.detach().double().clone() for w in tr.model.state_dict().values()]
+    it = iter(tr.loader)
+    for n in range(4):
+        assert tr.train_step(next(it)) is not None
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        ref = [d * e + (1 - d) * w.detach().double() for e, w in zip(ref, tr.model.state_dict().values())]
+    for e, r in zip(tr.ema, ref):
+        assert e.is_cuda and torch.allclose(e.double(), r, rtol=0, atol=1e-6)
+    trained = [w.clone() for w in tr.model.state_dict().values()]
+    tr.validate()
+    for w, k in zip(tr.model.state_dict().values(), trained):
+        assert torch.equal(w, k)
+    tr.save()
+    lm = load_model(tmp_path / "run" / "last.pt")
+    for v, e in zip(lm.model.state_dict().values(), tr.ema):
+        assert torch.equal(v, e.cpu())
+    tr.release()
