@@ -338,10 +338,12 @@ class Trainer:
         self.bad_total = int(ck.get("bad_total", 0))
         if self.ema is not None:
             if isinstance(ck.get("ema"), dict):
-                try:
-                    self.ema = [ck["ema"][k].to(self.device, torch.float32).clone() for k in self.model.state_dict()]
-                except KeyError as e:
-                    raise ModelFileError(f"cannot resume from {self.last_path}: its weight average lacks {e}") from None
+                sd = self.model.state_dict()
+                bad = [k for k in sd if k not in ck["ema"] or tuple(ck["ema"][k].shape) != tuple(sd[k].shape)]
+                if bad:
+                    raise ModelFileError(f"cannot resume from {self.last_path}: its weight average does not fit the "
+                                         f"model ({bad[0]}); the file is corrupted")
+                self.ema = [ck["ema"][k].to(self.device, torch.float32).clone() for k in sd]
                 self.ema_updates = int(ck.get("ema_updates", 0))
             else:
                 self.ema = [w.detach().clone().float() for w in self._ema_src]
