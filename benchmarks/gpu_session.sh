@@ -24,7 +24,7 @@
 #   python benchmarks/make_gpu_data.py cat     # gpu_data/cat.sketches.xz: all 75,000 sketches, 24.4 MiB
 #   grep -qx gpu_data .git/info/exclude || echo gpu_data >> .git/info/exclude
 # and call run(..., carry=["gpu_data"]) with DATA=gpu_data/cat.sketches.xz (unpacked there to
-# gpu_data/cat.sketches.npz; the working tree travels with a 64 MiB limit: with the checkpoints in git,
+# gpu_data/expanded/cat.npz; the working tree travels with a 64 MiB limit: with the checkpoints in git,
 # a class's .npz does not fit, its .sketches.xz does). The first chunk on data other than the
 # committed checkpoint's (e.g. after the 40,000-sketch subset of the first chunks): NEW_DATA=1.
 # The call carries the working tree (tracked files + carry) up to 64 MiB: beside a .sketches.xz
@@ -67,7 +67,7 @@ train() {  # train MINUTES LIMIT_S
   local ARGS=(--config "configs/$MODEL.json" --out "$RUN" --device "${DEVICE:-cuda}" --max-minutes "$1" --no-progress)
   if [[ "${DATA:-}" == *.sketches.xz ]]; then  # the compact carry form: unpack it beside itself (seconds)
     step 120 expand_data $PY benchmarks/make_gpu_data.py --expand "$DATA"
-    DATA="${DATA%.xz}.npz"
+    DATA="$(dirname "$DATA")/expanded/$(basename "${DATA%.sketches.xz}").npz"
   fi
   [ -n "${DATA:-}" ] && ARGS+=(--data $DATA)
   # SET="data.random_scale_factor=0 data.augment_stroke_prob=0": config overrides for this chunk

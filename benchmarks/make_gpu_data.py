@@ -9,7 +9,7 @@ files take ~37 of them), so the data goes in the tightest exact form we found:
                                                            # -> gpu_data/cat.npz (19.5 MiB: the
                                                            #    subset the first chunks trained on)
     python benchmarks/make_gpu_data.py --expand gpu_data/cat.sketches.xz
-                                                           # -> gpu_data/cat.sketches.npz (on the GPU machine;
+                                                           # -> gpu_data/expanded/cat.npz (on the GPU machine;
                                                            #    benchmarks/gpu_session.sh does it)
 
 ``.sketches.xz`` is one LZMA stream: a magic line, a JSON header line (format version, split
@@ -22,7 +22,8 @@ object arrays whose sketches ``load_npz`` reads as exactly the source's float32 
 A resumed model keeps the scale factor stored in its checkpoint, so switching a run to other
 data (e.g. from the 40,000-sketch subset to the whole split) is safe; the trainer asks for
 ``--new-data`` once when the data's size changes (gpu_session.sh: ``NEW_DATA=1``).
-``gpu_data/`` is ignored by git (.git/info/exclude).
+``gpu_data/`` is ignored by git (.git/info/exclude) but travels with a call (``carry``): expand
+only on the GPU machine, or ``gpu_data/expanded/`` travels too and the call is refused for size.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def main() -> None:
     ap.add_argument("--format", choices=("xz", "npz"), default="xz")
     ap.add_argument("--src", default=None, help="source .npz (default ../shared/data/distilled/NAME.npz)")
     ap.add_argument("--out-dir", default="gpu_data")
-    ap.add_argument("--expand", metavar="FILE.sketches.xz", help="unpack NAME.sketches.xz into NAME.sketches.npz beside it")
+    ap.add_argument("--expand", metavar="FILE.sketches.xz", help="unpack DIR/NAME.sketches.xz into DIR/expanded/NAME.npz")
     a = ap.parse_args()
     if a.expand:
         src = a.expand
@@ -128,7 +129,12 @@ def main() -> None:
             ap.error("--expand takes a .sketches.xz file")
         with open(src, "rb") as f:
             splits = decode(f.read())
-        path = src[: -len(".xz")] + ".npz"  # NAME.sketches.npz: never mistaken for an older NAME.npz
+        # DIR/expanded/NAME.npz: the file name is the class name a trained model records
+        # (NAME.sketches.npz gave models of class "cat.sketches"); the folder keeps it apart
+        # from an older DIR/NAME.npz
+        name = os.path.basename(src)[: -len(".sketches.xz")]
+        os.makedirs(os.path.join(os.path.dirname(src), "expanded"), exist_ok=True)
+        path = os.path.join(os.path.dirname(src), "expanded", f"{name}.npz")
         _write_npz(path, splits, compress=False)  # on the GPU machine's disk: no need to deflate
         print(f"wrote {path}: " + " / ".join(f"{len(v)} {k}" for k, v in splits.items()))
         return

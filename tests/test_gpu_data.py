@@ -50,7 +50,7 @@ def test_sketches_xz_round_trips_exactly_and_expands_to_a_loadable_npz(tmp_path)
     src.write_bytes(blob)
     r = subprocess.run([sys.executable, str(SCRIPT), "--expand", str(src)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    loaded = load_npz(tmp_path / "toy.sketches.npz")
+    loaded = load_npz(tmp_path / "expanded" / "toy.npz")  # the file name is the class name models record
     for k in splits:
         assert len(loaded[k]) == len(splits[k])
         for a, b in zip(loaded[k], splits[k]):
