@@ -411,6 +411,9 @@ def export_magenta(loaded_or_model: Any, path: str | Path, scale_factor: float |
         raise ModelFileError(f"cannot export to Magenta .gen.json: rounding must be 'compensated' or 'nearest', got {rounding!r}")
     qs = {n: quantize(arrays[n], what=f"{n} of the model") for n in _WEIGHT_NAMES}  # refuses |v| > 10, NaN
     if rounding == "compensated":
+        if calibration is None and n_calibration < 1:
+            raise ModelFileError(f"cannot export to Magenta .gen.json: n_calibration must be >= 1 for compensated "
+                                 f"rounding, got {n_calibration} (or use rounding='nearest')")
         if calibration is None:
             from ..api import sample
 
