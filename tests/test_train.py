@@ -40,10 +40,11 @@ def test_schedules_match_magenta_formulas():
     assert kl_weight_at(cfg, 20_000) == pytest.approx(0.5 - 0.49 * 0.99995 ** 20_000)
 
 
-@pytest.mark.parametrize("dec_model", ["lstm", "layer_norm", "hyper"])
-def test_resume_is_exact(tmp_path, shapes_npz, dec_model):
-    """3 steps + resume + 3 steps == 6 uninterrupted steps, bit for bit (CPU, deterministic)."""
-    cfg = tiny_cfg(shapes_npz, f"model.dec_model={dec_model}", "train.num_steps=6")
+@pytest.mark.parametrize("dec_model,ema", [("lstm", 0.0), ("layer_norm", 0.0), ("hyper", 0.0), ("lstm", 0.9)])
+def test_resume_is_exact(tmp_path, shapes_npz, dec_model, ema):
+    """3 steps + resume + 3 steps == 6 uninterrupted steps, bit for bit (CPU, deterministic);
+    with train.ema_decay the weight average too."""
+    cfg = tiny_cfg(shapes_npz, f"model.dec_model={dec_model}", "train.num_steps=6", f"train.ema_decay={ema}")
     full = Trainer(cfg, tmp_path / "full", progress=False)
     full.fit()
     part = Trainer(cfg, tmp_path / "part", progress=False)
@@ -59,6 +60,12 @@ def test_resume_is_exact(tmp_path, shapes_npz, dec_model):
     sa, sb = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     for k in sa:
         assert torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"])
+    if ema:
+        assert resumed.ema_updates == full.ema_updates == 6
+        for a, b in zip(full.ema, resumed.ema):
+            assert torch.equal(a, b)
+    else:
+        assert full.ema is None and resumed.ema is None
 
 
 def test_run_dir_files_and_best_checkpoint(tmp_path, shapes_npz):
@@ -438,20 +445,6 @@ def test_validation_and_checkpoints_use_the_average(tmp_path, shapes_npz):
     assert exported.info["weights"] == "average"
     for k, v in exported.model.state_dict().items():
         assert torch.equal(v, ck["ema"][k]), k
-
-
-def test_resume_with_weight_average_is_exact(tmp_path, shapes_npz):
-    cfg = tiny_cfg(shapes_npz, "train.ema_decay=0.9", "train.num_steps=6")
-    full = Trainer(cfg, tmp_path / "full", progress=False)
-    full.fit()
-    part = Trainer(cfg, tmp_path / "part", progress=False)
-    part.fit(num_steps=3)
-    resumed = Trainer(cfg, tmp_path / "part", resume=True, progress=False)
-    assert resumed.ema_updates == 3
-    resumed.fit()
-    assert resumed.ema_updates == full.ema_updates == 6
-    for a, b in zip(full.ema, resumed.ema):
-        assert torch.equal(a, b)
 
 
 def test_weight_average_switched_on_or_off_at_resume(tmp_path, shapes_npz, capsys):
