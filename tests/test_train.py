@@ -397,17 +397,24 @@ def test_resume_may_change_dropout_but_no_weight_shaping_setting(tmp_path, shape
 
 
 # ------------------------------------------------------------------ weight average (train.ema_decay)
+def _train_with_reference_average(tr: Trainer, decay: float, steps: int) -> list[torch.Tensor]:
+    """Take ``steps`` training steps and return the float64 reference of the average:
+    ema_{n+1} = d_n ema_n + (1 - d_n) w_{n+1}, d_n = min(decay, (1 + n) / (10 + n))."""
+    ref = [w.detach().double().clone() for w in tr.model.state_dict().values()]
+    it = iter(tr.loader)
+    for n in range(steps):
+        assert tr.train_step(next(it)) is not None
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        ref = [d * e + (1 - d) * w.detach().double() for e, w in zip(ref, tr.model.state_dict().values())]
+    return ref
+
+
 def test_weight_average_follows_the_decay_formula(tmp_path, shapes_npz):
     """ema_{n+1} = d_n ema_n + (1 - d_n) w_{n+1}, d_n = min(decay, (1 + n) / (10 + n)), from
     ema_0 = the initial weights; checked in float64 against the trainer's float32 average."""
     decay = 0.6
     tr = Trainer(tiny_cfg(shapes_npz, f"train.ema_decay={decay}", "train.num_steps=6"), tmp_path / "run", progress=False)
-    ref = [w.detach().double().clone() for w in tr.model.state_dict().values()]
-    it = iter(tr.loader)
-    for n in range(6):
-        assert tr.train_step(next(it)) is not None
-        d = min(decay, (1.0 + n) / (10.0 + n))
-        ref = [d * e + (1 - d) * w.detach().double() for e, w in zip(ref, tr.model.state_dict().values())]
+    ref = _train_with_reference_average(tr, decay, 6)
     assert tr.ema_updates == 6
     for e, r, w in zip(tr.ema, ref, tr.model.state_dict().values()):
         assert torch.allclose(e.double(), r, rtol=0, atol=1e-6)
@@ -518,12 +525,7 @@ def test_weight_average_on_cuda_with_the_fast_path(tmp_path, shapes_npz):
     decay = 0.6
     tr = Trainer(tiny_cfg(shapes_npz, f"train.ema_decay={decay}", "train.num_steps=4", "train.device=cuda",
                           "train.deterministic=false"), tmp_path / "run", progress=False)
-    ref = [w.detach().double().clone() for w in tr.model.state_dict().values()]
-    it = iter(tr.loader)
-    for n in range(4):
-        assert tr.train_step(next(it)) is not None
-        d = min(decay, (1.0 + n) / (10.0 + n))
-        ref = [d * e + (1 - d) * w.detach().double() for e, w in zip(ref, tr.model.state_dict().values())]
+    ref = _train_with_reference_average(tr, decay, 4)
     for e, r in zip(tr.ema, ref):
         assert e.is_cuda and torch.allclose(e.double(), r, rtol=0, atol=1e-6)
     trained = [w.clone() for w in tr.model.state_dict().values()]
