@@ -14,7 +14,8 @@ test with ``--small``. In one run it
    ``fast-eager`` (reformulated, no CUDA tricks), ``fast-compile`` (torch.compile of the
    pointwise step math), ``fast-graph`` (CUDA-graph-captured recurrences), ``fast``
    (graph + compile, the default on CUDA), ``fast+tf32`` (TF32 matmuls), ``fast+bf16``
-   (bfloat16 autocast); all cells at ``--batch`` (100), LayerNorm also at ``--big-batch``
+   (bfloat16 autocast), ``fast+triton`` / ``fast+triton+tf32`` (plain-LSTM recurrences on the
+   fused Triton step kernels, sketchrnn.fast.triton_lstm; opt-in); all cells at ``--batch`` (100), LayerNorm also at ``--big-batch``
    (1000);
 3. prints a table (device, torch version, ms/step, sketches/s, ratio to reference, max
    relative error) and writes JSON after every row to ``--json-out`` or ``$OUT/bench_train.json``.
@@ -47,8 +48,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 
 CELLS = ("lstm", "layer_norm", "hyper")
-VARIANTS = ("reference", "fast-eager", "fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16")
-CUDA_ONLY = {"fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16"}
+VARIANTS = ("reference", "fast-eager", "fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16",
+            "fast+triton", "fast+triton+tf32")
+CUDA_ONLY = {"fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16", "fast+triton",
+             "fast+triton+tf32"}
+# fast+triton: plain-LSTM recurrences (encoders, LSTM decoder) on the fused Triton step kernels
+# (sketchrnn.fast.triton_lstm), other cells as "fast"
 # fast-nolb: "fast" without the launch-bound layout (sketchrnn.fast.decoder.set_launch_bound), as
 # the fast path was before 2026-11-26 (per-step parameter gradients, separate HyperLSTM products)
 # H100 SXM dense peaks (NVIDIA datasheet), for the FLOP floor
@@ -113,8 +118,9 @@ def configure_fast(variant: str) -> None:
 
     fdec.set_cuda_acceleration(variant != "fast-eager")
     fdec.set_launch_bound(False if variant == "fast-nolb" else "auto")
-    fcuda.configure(compile=variant in ("fast-compile", "fast", "fast-nolb", "fast+tf32", "fast+bf16"),
-                    graphs=variant in ("fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16"))
+    full = ("fast", "fast-nolb", "fast+tf32", "fast+bf16", "fast+triton", "fast+triton+tf32")
+    fcuda.configure(compile=variant in ("fast-compile",) + full, graphs=variant in ("fast-graph",) + full,
+                    triton="triton" in variant)
 
 
 def losses_fn(variant: str) -> Callable:
@@ -336,7 +342,8 @@ def main() -> None:
         jobs += [(c, args.batch, v) for c in cells for v in variants]
     if "big" in sections and "layer_norm" in cells:
         jobs += [("layer_norm", args.big_batch, v) for v in variants
-                 if v in ("reference", "fast-eager", "fast", "fast+tf32", "fast+bf16")]
+                 if v in ("reference", "fast-eager", "fast", "fast+tf32", "fast+bf16", "fast+triton",
+                          "fast+triton+tf32")]
     if jobs:
         print(f"\n## training step (zero_grad, losses, backward, finite check, clip, Adam)\n"
               f"{'cell':>10} | {'B':>5} | {'variant':>12} | {'ms/step':>9} | {'min':>8} | {'sketches/s':>10} | "
@@ -345,8 +352,8 @@ def main() -> None:
         def prio(job: tuple[str, int, str]) -> int:
             _, B, v = job
             if B == args.batch:
-                return 0 if v in ("reference", "fast") else 2
-            return 1 if v in ("fast", "fast+tf32") else 3
+                return 0 if v in ("reference", "fast", "fast+triton") else 2
+            return 1 if v in ("fast", "fast+tf32", "fast+triton") else 3
         jobs.sort(key=prio)  # stable: cells keep their order within a rank
     ref_ms: dict[tuple[str, int], float] = {}
     for cell, B, variant in jobs:
@@ -402,7 +409,7 @@ def main() -> None:
                 if "error" in r:
                     print(f"{cell:>10} | ERROR {r['error']}", flush=True)
                     continue
-                flag = "" if r["variant"] in ("reference (fp32)", "fast+tf32", "fast+bf16") or \
+                flag = "" if r["variant"] in ("reference (fp32)", "fast+tf32", "fast+bf16", "fast+triton+tf32") or \
                     r["grad_rel_err_vs_ref32"] <= 1e-5 else "  <-- above 1e-5"
                 print(f"{cell:>10} | {r['variant']:>16} | {r['loss_rel_err_vs_fp64']:12.2e} | "
                       f"{r['grad_rel_err_vs_fp64']:12.2e} | {r['loss_rel_err_vs_ref32']:13.2e} | "

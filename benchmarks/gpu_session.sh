@@ -9,6 +9,13 @@
 #       kernel profile of the fast LSTM step (~6-8 min), then a training chunk of
 #       configs/$MODEL.json for whatever is left of
 #       SESSION_S (default 575 s) — give run() timeout_s = SESSION_S + 25.
+#   MODEL=cat_uncond DATA=gpu_data/cat.sketches.xz bash benchmarks/gpu_session.sh triton
+#       the fused Triton LSTM steps (2026-11-26, never run on a GPU yet), most wanted first:
+#       their gpu tests (compiled kernels == float64 reference, graph-captured training forward
+#       == eager), the recurrence benchmark over tile sizes (bench_triton_lstm.py), the
+#       training step fast vs fast+triton (LSTM, LayerNorm; numerics too) (~5 min), then a
+#       training chunk for what is left of SESSION_S (default 575 s), with the Triton steps
+#       when their tests passed (TRITON_TRAIN=0 keeps them off).
 #   bash benchmarks/gpu_session.sh checks
 #       ~8 min: GPU tests, training-step benchmark (every variant, numerics), batched sampling
 #       on GPU and CPU, the single-GPU torchrun == plain check.
@@ -99,6 +106,36 @@ case "${1:-}" in
     MINUTES=${MINUTES:-4}
     train "$MINUTES" "$(python3 -c "print(int(float('$MINUTES') * 60) + 120)")"
     ;;
+  triton)
+    T_END=$((SECONDS + ${SESSION_S:-575}))
+    { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+      $PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+    } >> "$LOG" 2>&1
+    step 150 gpu_tests_triton $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py
+    TESTS_OK=$(grep -q "^===== gpu_tests_triton: rc=0 " "$LOG" && echo 1 || echo 0)
+    step 150 bench_triton $PY benchmarks/bench_triton_lstm.py --json-out "$OUT/bench_triton_lstm.json"
+    step 200 bench_train_triton $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm,layer_norm \
+      --variants reference,fast,fast+triton,fast+triton+tf32,fast+tf32 --steps 10 --ref-steps 2 --budget-s 150 \
+      --json-out "$OUT/bench_train.json"
+    LEFT=$((T_END - SECONDS - 75))
+    if [ -n "${MODEL:-}" ] && [ "$LEFT" -ge 90 ]; then
+      # the fastest exact tile setting for the decoder at T 130, if it beats the compiled path by 5 %
+      TILES=$($PY -c "
+import json
+rows = [r for r in json.load(open('$OUT/bench_triton_lstm.json'))['rows'] if r['shape'] == 'dec512_T130'
+        and r['variant'] == 'triton' and r.get('speedup_vs_compiled', 0) > 1.05 and r['grad_rel_err'] <= 1e-5]
+best = max(rows, key=lambda r: r['speedup_vs_compiled'], default=None)
+print(','.join(map(str, best['fw_tiles'])) + ':' + ','.join(map(str, best['bw_tiles'])) + ':' + str(best['warps']) if best else '')
+" 2>/dev/null)
+      if [ "$TESTS_OK" = 1 ] && [ -n "$TILES" ] && [ "${TRITON_TRAIN:-1}" = 1 ]; then
+        export SKETCHRNN_TRITON=1 SKETCHRNN_TRITON_TILES="$TILES"
+      fi
+      echo "training chunk: SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} tiles ${TILES:-none} (tests ok: $TESTS_OK)" | tee -a "$LOG"
+      train "$(python3 -c "print(round(($LEFT - 50) / 60, 2))")" "$LEFT"
+    else
+      echo "no training chunk: ${LEFT} s left (MODEL=${MODEL:-unset})" | tee -a "$LOG"
+    fi
+    ;;
   all)
     T_END=$((SECONDS + ${SESSION_S:-575}))
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
@@ -121,7 +158,7 @@ case "${1:-}" in
     fi
     ;;
   *)
-    sed -n '2,23p' "$0"
+    sed -n '2,29p' "$0"
     exit 2
     ;;
 esac

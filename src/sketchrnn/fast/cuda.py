@@ -15,6 +15,11 @@ Two standard tools remove most of that, each switched on by itself on CUDA:
    replay: a capture that shared the parameters' memory reached their autograd nodes from the
    capture stream and failed on an H100 (benchmarks/NOTES_gpu.md, 2026-11-26).
 
+3. Optional, off by default until measured on a GPU (benchmarks/NOTES_gpu.md): plain-LSTM
+   recurrences (every encoder, the LSTM decoder) as fused Triton step kernels, one per step
+   each way (:mod:`.triton_lstm`), captured in the same CUDA graph: ``configure(triton=True)``
+   or the environment variable ``SKETCHRNN_TRITON=1``.
+
 Any failure (no compiler, capture error) is caught once per key, reported with one
 ``warnings.warn``, and that key falls back: graph without compile, then eager; a failed
 capture first restores the current stream and the CUDA random generator it leaves broken. Numbers are
@@ -24,6 +29,7 @@ tests, and ``benchmarks/bench_train.py``).
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Callable
 
@@ -32,19 +38,38 @@ from torch import Tensor
 
 __all__ = ["run_sequence_accelerated", "status", "reset", "configure"]
 
-_CFG = {"compile": True, "graphs": True}
+_CFG = {"compile": True, "graphs": True, "triton": os.environ.get("SKETCHRNN_TRITON", "0") == "1"}
 _COMPILED: dict[str, Any] = {}  # "fns" -> dict of compiled pointwise fns, or False after a failure
 _GRAPHS: dict[tuple, Any] = {}  # key -> graphed callable, or a fallback marker string
 _LOG: list[str] = []  # one line per decision (what runs where), for benchmarks
 
 
-def configure(compile: bool | None = None, graphs: bool | None = None) -> None:
-    """Switch the two accelerations on/off (both on by default); clears cached graphs."""
+def configure(compile: bool | None = None, graphs: bool | None = None, triton: bool | None = None) -> None:
+    """Switch the accelerations on/off (compile and graphs on by default, the Triton LSTM steps
+    off); clears cached graphs."""
     if compile is not None:
         _CFG["compile"] = bool(compile)
     if graphs is not None:
         _CFG["graphs"] = bool(graphs)
+    if triton is not None:
+        _CFG["triton"] = bool(triton)
     reset()
+
+
+def _triton_ok(seq: Any, h0: Tensor) -> bool:
+    """The fused Triton steps handle this recurrence: switched on, Triton importable, a plain
+    LSTM in float32 with a hidden size the tiles divide."""
+    if not _CFG["triton"] or seq.kind != "lstm" or h0.dtype != torch.float32 or _autocast_state()[0]:
+        return False  # (under autocast the projections come in bf16/fp16: compiled path)
+    from . import triton_lstm
+
+    return triton_lstm.available() and triton_lstm.supports_size(h0.shape[-1])
+
+
+def _run_triton(seq: Any, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | None) -> tuple[Tensor, tuple]:
+    from . import triton_lstm
+
+    return triton_lstm.lstm_sequence(xp, seq.params["w_hh"], state0[0], state0[1], masks, seq.forget_bias)
 
 
 def reset() -> None:
@@ -132,6 +157,13 @@ def run_sequence_accelerated(seq: Any, xp: Any, state0: tuple[Tensor, ...], mask
 
     pw = _pointwise()
     if not (_CFG["graphs"] and torch.is_grad_enabled()):
+        if _triton_ok(seq, state0[1]):
+            try:
+                return _run_triton(seq, xp, state0, masks)
+            except Exception as e:  # pragma: no cover - GPU only
+                warnings.warn(f"sketchrnn.fast: Triton LSTM steps failed ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200]}); compiled pointwise math from now on")
+                _CFG["triton"] = False
         if pw is None:
             return None
         try:
@@ -144,7 +176,7 @@ def run_sequence_accelerated(seq: Any, xp: Any, state0: tuple[Tensor, ...], mask
     key = _key(tag, seq, flat, masks)
     fn = _GRAPHS.get(key)
     if fn is None:
-        fn = _capture(key, flat, rebuild, pw)
+        fn = _capture(key, flat, rebuild, pw, _triton_ok(seq, state0[1]))
     if isinstance(fn, str):  # a fallback marker
         if fn == "compile" and pw is not None:
             return run_sequence(seq, xp, state0, masks, pointwise=pw)
@@ -185,16 +217,21 @@ def _recover_from_failed_capture(device: torch.device, stream0: Any, rng: Any) -
                       f"({type(e).__name__}: {str(e).splitlines()[0][:200]})")
 
 
-def _capture(key: tuple, flat: list[Tensor], rebuild: Callable, pw: dict | None) -> Any:
+def _capture(key: tuple, flat: list[Tensor], rebuild: Callable, pw: dict | None, use_triton: bool = False) -> Any:
     """Capture the recurrence (forward and backward) as CUDA graphs; on failure store a marker."""
     from .decoder import run_sequence
 
-    attempts = [("graph+compile", pw)] if pw is not None else []
+    attempts: list[tuple[str, Any]] = [("graph+triton", "triton")] if use_triton else []
+    if pw is not None:
+        attempts.append(("graph+compile", pw))
     attempts.append(("graph", None))
     for name, fns in attempts:
         def recurrence(*args: Tensor, _fns: Any = fns) -> tuple[Tensor, ...]:
             seq, xp, st, m = rebuild(args)
-            hs, fin = run_sequence(seq, xp, st, m, pointwise=_fns)
+            if _fns == "triton":
+                hs, fin = _run_triton(seq, xp, st, m)
+            else:
+                hs, fin = run_sequence(seq, xp, st, m, pointwise=_fns)
             return (hs, *fin)
 
         # every input, parameters included, as a fresh detached leaf: the captured autograd graph

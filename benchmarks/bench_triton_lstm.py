@@ -1,0 +1,194 @@
+"""One LSTM recurrence, forward + backward: the graph-captured compiled path vs the fused
+Triton step kernels (sketchrnn.fast.triton_lstm) at several tile sizes.
+
+For each shape (decoder LSTM 512, the encoder's two LSTM 256 directions, T 250 and the
+decoder-only cat recipe's T 130; B 100) it
+
+1. checks each tile setting against the float64 reference on the CPU (outputs and every input
+   gradient, relative norm error; float32 must stay within 1e-5, TF32 is reported);
+2. times forward + backward of the whole recurrence (both CUDA-graph captured, as in
+   training), median of ``--reps`` after warm-up, and prints a table: shape, variant, tiles,
+   ms per recurrence, us per step pair, ratio to the compiled path, relative error.
+
+    python benchmarks/bench_triton_lstm.py                       # GPU (~1-2 minutes)
+    python benchmarks/bench_triton_lstm.py --device cpu --dry-run  # interpreter smoke run
+
+Writes JSON after every row to ``--json-out`` (default ``$OUT/bench_triton_lstm.json`` when
+$OUT is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import torch  # noqa: E402
+
+SHAPES = {"dec512": (1, 100, 512, 250), "enc256x2": (2, 100, 256, 250), "dec512_T130": (1, 100, 512, 130)}
+# (forward tiles, backward tiles, warps per program)
+TILES = [((32, 16, 32), (32, 16, 64), 4), ((32, 16, 32), (32, 16, 64), 8), ((16, 16, 64), (16, 16, 64), 4),
+         ((64, 16, 32), (64, 16, 64), 4), ((64, 16, 32), (64, 16, 64), 8), ((32, 32, 32), (32, 32, 64), 4),
+         ((128, 16, 32), (128, 16, 64), 8), ((16, 32, 64), (16, 32, 128), 4)]
+
+
+def inputs(D: int, B: int, H: int, T: int, device: str, dtype: torch.dtype, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    xp = torch.randn(T, D, B, 4 * H, generator=g, dtype=torch.float64) * 0.5
+    w = torch.randn(D, H, 4 * H, generator=g, dtype=torch.float64) / H ** 0.5
+    c0 = torch.randn(D, B, H, generator=g, dtype=torch.float64) * 0.5
+    h0 = torch.randn(D, B, H, generator=g, dtype=torch.float64) * 0.5
+    m = (torch.rand(T, D, B, H, generator=g) < 0.9).double() / 0.9
+    dh = torch.randn(T, D, B, H, generator=g, dtype=torch.float64)
+    to = dict(device=device, dtype=dtype)
+    return [t.to(**to).requires_grad_() for t in (xp, w, c0, h0)], m.to(**to), dh.to(**to)
+
+
+def reference(D, B, H, T):
+    """float64 outputs and input gradients of the project's hand-differentiated LSTM (CPU)."""
+    from sketchrnn.fast import decoder as fd
+
+    ins, m, dh = inputs(D, B, H, T, "cpu", torch.float64)
+    xp, w, c0, h0 = ins
+    hs = torch.stack([fd._LSTMSequence.apply(xp[:, d], None, None, w[d], c0[d], h0[d], m[:, d], 1.0)[0]
+                      for d in range(D)], 1)
+    (hs * dh).sum().backward()
+    return hs.detach(), [t.grad for t in ins]
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.detach().double().cpu() - b.double()).norm() / b.double().norm())
+
+
+def run_once(variant: str, D, B, H, T, device: str, dtype=torch.float32):
+    """Outputs and input gradients of one variant (graph-captured on CUDA)."""
+    from sketchrnn.fast import cuda as fc
+    from sketchrnn.fast import decoder as fd
+
+    ins, m, dh = inputs(D, B, H, T, device, dtype)
+    xp, w, c0, h0 = ins
+    seq = fd._Seq("lstm", {"w_hh": w}, 1.0)
+    if device == "cuda":
+        res = fc.run_sequence_accelerated(seq, xp, (c0, h0), m, "bench")
+        assert res is not None, "no accelerated path"
+        hs = res[0]
+    else:  # interpreter smoke run: the kernels directly
+        from sketchrnn.fast import triton_lstm
+
+        hs = triton_lstm.lstm_sequence(xp, w, c0, h0, m, 1.0)[0]
+    (hs * dh).sum().backward()
+    return hs, [t.grad for t in ins], (xp, w, c0, h0, m, dh, seq)
+
+
+def time_recurrence(state, device: str, reps: int) -> list[float]:
+    from sketchrnn.fast import cuda as fc
+
+    xp, w, c0, h0, m, dh, seq = state
+    times = []
+    for _ in range(reps):
+        for t in (xp, w, c0, h0):
+            t.grad = None
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        hs = fc.run_sequence_accelerated(seq, xp, (c0, h0), m, "bench")[0]
+        (hs * dh).sum().backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--dry-run", action="store_true", help="tiny shapes, two tile settings (CPU interpreter)")
+    ap.add_argument("--json-out", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    from sketchrnn.fast import cuda as fc
+    from sketchrnn.fast import triton_lstm
+
+    if not triton_lstm.available():
+        sys.exit("bench_triton_lstm: the triton package is not installed (pip install triton)")
+    shapes = {k: SHAPES[k] for k in args.shapes.split(",")}
+    tiles = TILES
+    if args.dry_run:
+        shapes = {"tiny_dec": (1, 20, 32, 4), "tiny_enc": (2, 7, 16, 3)}
+        tiles = [((16, 16, 16), (16, 16, 16), 4), ((32, 16, 32), (32, 16, 32), 4)]
+    out_path = args.json_out or (os.path.join(os.environ["OUT"], "bench_triton_lstm.json") if os.environ.get("OUT")
+                                 else None)
+    dev_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu (Triton interpreter)"
+    res = {"device": dev_name, "torch": torch.__version__, "triton": __import__("triton").__version__,
+           "date": time.strftime("%Y-%m-%d"), "rows": []}
+
+    def save() -> None:
+        if out_path:
+            Path(out_path).write_text(json.dumps(res, indent=1))
+
+    print(f"# bench_triton_lstm: {dev_name}, torch {torch.__version__}, triton {res['triton']}", flush=True)
+    print(f"{'shape':>12} | {'variant':>12} | {'fw tiles':>13} | {'bw tiles':>13} | {'w':>2} | {'ms/rec':>8} | "
+          f"{'us/step':>8} | {'vs comp':>7} | {'out err':>8} | {'grad err':>8}", flush=True)
+    for name, (D, B, H, T) in shapes.items():
+        ref_hs, ref_g = reference(D, B, H, T)
+        variants = [("compiled", None, False)] if args.device == "cuda" else []
+        variants += [("triton", t, False) for t in tiles]
+        if args.device == "cuda":
+            variants += [("triton+tf32", tiles[0], True)]
+        base = None
+        for variant, tl_, tf32 in variants:
+            row = {"shape": name, "D": D, "B": B, "H": H, "T": T, "variant": variant}
+            try:
+                if args.device == "cuda":
+                    torch.backends.cuda.matmul.allow_tf32 = tf32
+                if tl_ is not None:
+                    triton_lstm.set_blocks(fw=tl_[0], bw=tl_[1], warps=tl_[2])
+                    row["fw_tiles"], row["bw_tiles"], row["warps"] = list(tl_[0]), list(tl_[1]), tl_[2]
+                    if not triton_lstm.supports_size(H):
+                        continue
+                fc.configure(triton=tl_ is not None)
+                hs, grads, state = run_once(variant, D, B, H, T, args.device)
+                row["out_rel_err"] = rel(hs, ref_hs)
+                row["grad_rel_err"] = max(rel(a, b) for a, b in zip(grads, ref_g))
+                if args.device == "cuda":
+                    ts = time_recurrence(state, args.device, 3)  # capture done; warm
+                    ts = time_recurrence(state, args.device, args.reps)
+                    ms = statistics.median(ts) * 1e3
+                    row["ms_per_recurrence"] = round(ms, 3)
+                    row["us_per_step_pair"] = round(ms * 1e3 / T, 2)
+                    row["accel"] = fc.status()
+                    if variant == "compiled":
+                        base = ms
+                    elif base:
+                        row["speedup_vs_compiled"] = round(base / ms, 2)
+            except Exception as e:  # report and go on
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = False
+            res["rows"].append(row)
+            save()
+            if "error" in row:
+                print(f"{name:>12} | {variant:>12} | ERROR {row['error']}", flush=True)
+                continue
+            ft = "x".join(map(str, row.get("fw_tiles", []))) or "-"
+            bt = "x".join(map(str, row.get("bw_tiles", []))) or "-"
+            ms = f"{row['ms_per_recurrence']:8.3f}" if "ms_per_recurrence" in row else f"{'-':>8}"
+            us = f"{row['us_per_step_pair']:8.2f}" if "us_per_step_pair" in row else f"{'-':>8}"
+            sp = f"{row['speedup_vs_compiled']:6.2f}x" if "speedup_vs_compiled" in row else f"{'-':>7}"
+            print(f"{name:>12} | {variant:>12} | {ft:>13} | {bt:>13} | {row.get('warps', '-'):>2} | {ms} | {us} | {sp} | "
+                  f"{row['out_rel_err']:8.1e} | {row['grad_rel_err']:8.1e}", flush=True)
+    fc.configure(triton=False)
+    triton_lstm.set_blocks(*TILES[0])
+    print("# done" + (f"; JSON: {out_path}" if out_path else ""), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,338 @@
+"""Fused LSTM recurrence steps in Triton: one kernel per step forward, one per step backward.
+
+Why: on an H100 the graph-captured fast path (:mod:`.cuda`) spends a paper-size training step
+(B 100, T 250, decoder LSTM 512) mostly in the per-step products ``h @ W_hh`` (cuBLAS chooses
+32 x 32 tiles for a (100, 512) x (512, 2048) product: 22 us each, ~9 TFLOPS) and in separate
+pointwise kernels (benchmarks/RESULTS.md, "Kernel profile"). Here a step is ONE kernel:
+
+* forward, program (batch tile, unit block, direction): the four gate products of its hidden
+  units ``h_{t-1}[b] @ W_hh[:, gate*H + j]`` with ``tl.dot``, then the whole gate math of
+  Magenta's ``LSTMCell`` with recurrent dropout on g (Semeniuta et al. 2016):
+  ``c_t = c_{t-1} s(f + forget_bias) + s(i) drop(tanh j)``, ``h_t = tanh(c_t) s(o)``;
+  it writes the activations [s(i), tanh(j), s(f + b), s(o)] for the backward, c_t and h_t.
+* backward, same grid: ``dh_t[b, j] = dh_ext[b, j] + g_{t+1}[b, :] @ W_hh[j, :]^T`` (the step
+  after's pre-activation gradients, all 4H of them, are complete: a kernel boundary lies
+  between) and then the gate math's derivative for its own units, which needs nothing from
+  other units; the cell-state gradient ``dc`` is carried in place per (b, j).
+* ``dW_hh = sum_t h_{t-1}^T g_t`` is one product per direction after the loop, and the input
+  projection's gradient is the pre-activation gradients themselves (as in
+  :class:`.decoder._LSTMSequence`, whose torch-operations path is the reference here).
+
+Layouts: step inputs ``xp`` (T, D, B, 4H) hold ``x_t @ W_ih + b`` (decoder: plus the z part);
+``W_hh`` (D, H, 4H) in the oracle's gate order (i, j, f, o); states (D, B, H); masks
+(T, D, B, H) with values 0 or 1/keep. D = 2 runs both encoder directions in the same kernels.
+Internal buffers are direction-major, (D, T, B, .), so that the weight gradient of each
+direction is a product over contiguous (T*B, .) rows.
+
+Exact in float32 up to summation order (``tl.dot`` with ``input_precision="ieee"``; TF32 only
+where ``torch.backends.cuda.matmul.allow_tf32`` is set, as for cuBLAS). tanh and the sigmoid
+are written out with ``exp`` (``triton.language`` has no tanh, the CUDA libdevice one does not
+run in Triton's interpreter, and ``tl.sigmoid`` is a jit function that the interpreter runs only
+when TRITON_INTERPRET was set before triton was imported): absolute error ~1e-7 in float32. The same kernels run on a CPU under Triton's
+interpreter (``TRITON_INTERPRET=1`` or :func:`set_interpret`), which is how the tests check them
+against the float64 reference without a GPU; on CUDA they are launched inside the captured
+CUDA graph of :mod:`.cuda` (``configure(triton=True)``), so Python's per-launch cost is paid at
+capture only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+try:  # an optional dependency: CUDA builds of torch bring it, CPU ones do not
+    import triton
+    import triton.language as tl
+except Exception:  # pragma: no cover - depends on the install
+    triton = None
+    tl = None
+
+__all__ = ["available", "supports_size", "lstm_sequence", "set_interpret", "set_blocks", "blocks"]
+
+# (BB, BH, BK): batch rows, hidden units and reduction length per program / dot. tl.dot needs
+# each >= 16. Forward grid (ceil(B/BB), H/BH, D): B 100, H 512, BB 32, BH 16 -> 128 programs,
+# about one per H100 SM; the benchmark sweeps these (benchmarks/bench_triton_lstm.py).
+_BLOCKS: dict[str, tuple[int, int, int]] = {"fw": (32, 16, 32), "bw": (32, 16, 64)}
+_STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4}  # warps per program
+
+
+def available() -> bool:
+    """True when Triton is importable."""
+    return triton is not None
+
+
+def set_interpret(on: bool | None) -> None:
+    """Run the kernels with Triton's interpreter (CPU tensors, NumPy underneath): True, False,
+    or None = only where the tensors are not on CUDA."""
+    _STATE["interpret"] = on
+
+
+def set_blocks(fw: tuple[int, int, int] | None = None, bw: tuple[int, int, int] | None = None,
+               warps: int | None = None) -> None:
+    """Tile sizes (BB, BH, BK) of the forward and backward step kernels (powers of two >= 16)
+    and the warps per program (1, 2, 4 (default), 8 or 16)."""
+    if warps is not None:
+        if warps not in (1, 2, 4, 8, 16):
+            raise ValueError(f"warps must be 1, 2, 4, 8 or 16, got {warps!r}")
+        _STATE["warps"] = int(warps)
+    for name, v in (("fw", fw), ("bw", bw)):
+        if v is None:
+            continue
+        if len(v) != 3 or any(int(x) < 16 or int(x) & (int(x) - 1) for x in v):
+            raise ValueError(f"{name} blocks must be three powers of two >= 16, got {v!r}")
+        _BLOCKS[name] = tuple(int(x) for x in v)  # type: ignore[assignment]
+
+
+def blocks() -> dict[str, Any]:
+    """The current settings, in the form :func:`set_blocks` takes."""
+    return {**_BLOCKS, "warps": _STATE["warps"]}
+
+
+def _tiles_from_env() -> None:
+    """``SKETCHRNN_TRITON_TILES="32,16,32:32,16,64[:8]"`` (forward tiles : backward tiles [: warps])
+    sets them at import (what benchmarks/gpu_session.sh picks from the tile benchmark)."""
+    spec = os.environ.get("SKETCHRNN_TRITON_TILES", "").strip()
+    if not spec:
+        return
+    try:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError("two or three ':'-separated parts")
+        fw, bw = (tuple(int(v) for v in part.split(",")) for part in parts[:2])
+        set_blocks(fw=fw, bw=bw, warps=int(parts[2]) if len(parts) == 3 else None)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise ValueError(f"SKETCHRNN_TRITON_TILES={spec!r}: expected 'BB,BH,BK:BB,BH,BK[:WARPS]' ({e})") from None
+
+
+def supports_size(H: int) -> bool:
+    """The kernels tile the hidden units and the reductions exactly: H a multiple of every
+    block size used (16 at least; the defaults need 64 for the backward's 4H reduction)."""
+    bh = max(_BLOCKS["fw"][1], _BLOCKS["bw"][1])
+    return H % bh == 0 and H % _BLOCKS["fw"][2] == 0 and (4 * H) % _BLOCKS["bw"][2] == 0
+
+
+# ----------------------------------------------------------------------------- kernels
+# Plain Python functions, wrapped by triton.jit (GPU) or the interpreter on first use.
+def _lstm_fw_step(xp_ptr, w_ptr, hp_ptr, cp_ptr, m_ptr, a_ptr, c_ptr, h_ptr,
+                  B, forget_bias, s_x, s_h, s_m, s_a, H: tl.constexpr,
+                  HAS_MASK: tl.constexpr, BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr,
+                  PREC: tl.constexpr):
+    # one step for rows b in [pb*BB, +BB), units j in [pj*BH, +BH), direction d; s_*: the
+    # direction strides of xp / h-and-c / mask / acts (rows within a direction are contiguous)
+    pb = tl.program_id(0)
+    pj = tl.program_id(1)
+    d = tl.program_id(2)
+    G = 4 * H
+    rb = pb * BB + tl.arange(0, BB)
+    rj = pj * BH + tl.arange(0, BH)
+    rk = tl.arange(0, BK)
+    bm = rb[:, None] < B
+    hp = hp_ptr + d * s_h + rb[:, None] * H  # (BB, 1) row starts of h_{t-1}
+    wp = w_ptr + d * H * G + rj[None, :]  # (1, BH) column starts of W_hh's i block
+    acc_i = tl.full((BB, BH), 0.0, tl.float32)
+    acc_j = tl.full((BB, BH), 0.0, tl.float32)
+    acc_f = tl.full((BB, BH), 0.0, tl.float32)
+    acc_o = tl.full((BB, BH), 0.0, tl.float32)
+    if PREC == "f64":
+        acc_i = acc_i.to(tl.float64)
+        acc_j = acc_j.to(tl.float64)
+        acc_f = acc_f.to(tl.float64)
+        acc_o = acc_o.to(tl.float64)
+    for k0 in range(0, H, BK):
+        hk = tl.load(hp + (k0 + rk)[None, :], mask=bm, other=0.0)  # (BB, BK)
+        wk = wp + (k0 + rk)[:, None] * G  # (BK, BH)
+        if PREC == "tf32":
+            acc_i += tl.dot(hk, tl.load(wk), input_precision="tf32")
+            acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32")
+            acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32")
+            acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32")
+        else:
+            acc_i += tl.dot(hk, tl.load(wk), input_precision="ieee")
+            acc_j += tl.dot(hk, tl.load(wk + H), input_precision="ieee")
+            acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="ieee")
+            acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="ieee")
+    xr = xp_ptr + d * s_x + rb[:, None] * G + rj[None, :]
+    si = 1.0 / (1.0 + tl.exp(-(acc_i + tl.load(xr, mask=bm, other=0.0))))
+    pj_ = acc_j + tl.load(xr + H, mask=bm, other=0.0)
+    ej = tl.exp(-2.0 * tl.abs(pj_))
+    tj = (1.0 - ej) / (1.0 + ej)
+    tj = tl.where(pj_ < 0, -tj, tj)  # tanh
+    sf = 1.0 / (1.0 + tl.exp(-(acc_f + tl.load(xr + 2 * H, mask=bm, other=0.0) + forget_bias)))
+    so = 1.0 / (1.0 + tl.exp(-(acc_o + tl.load(xr + 3 * H, mask=bm, other=0.0))))
+    sr = d * s_h + rb[:, None] * H + rj[None, :]
+    g = tj
+    if HAS_MASK:
+        g = tj * tl.load(m_ptr + d * s_m + rb[:, None] * H + rj[None, :], mask=bm, other=0.0)
+    c = tl.load(cp_ptr + sr, mask=bm, other=0.0) * sf + si * g
+    ec = tl.exp(-2.0 * tl.abs(c))
+    tc = (1.0 - ec) / (1.0 + ec)
+    tc = tl.where(c < 0, -tc, tc)
+    ar = a_ptr + d * s_a + rb[:, None] * G + rj[None, :]
+    tl.store(ar, si, mask=bm)
+    tl.store(ar + H, tj, mask=bm)
+    tl.store(ar + 2 * H, sf, mask=bm)
+    tl.store(ar + 3 * H, so, mask=bm)
+    tl.store(c_ptr + sr, c, mask=bm)
+    tl.store(h_ptr + sr, tc * so, mask=bm)
+
+
+def _lstm_bw_step(gn_ptr, wt_ptr, dh_ptr, a_ptr, c_ptr, cp_ptr, m_ptr, dc_ptr, g_ptr,
+                  B, s_g, s_h, s_dh, s_m, s_a, H: tl.constexpr,
+                  HAS_NEXT: tl.constexpr, HAS_MASK: tl.constexpr, BB: tl.constexpr, BH: tl.constexpr,
+                  BK: tl.constexpr, PREC: tl.constexpr):
+    # the step's pre-activation gradients g_t for rows b, units j, direction d, from the
+    # outside gradient dh_ptr (this step's output h), the step after's g_{t+1} (gn_ptr;
+    # HAS_NEXT), W_hh^T (wt_ptr: (D, 4H, H)), the saved activations and c_t, c_{t-1}; dc_ptr
+    # holds d c_t on entry and d c_{t-1} on exit (each program owns its (b, j) entries)
+    pb = tl.program_id(0)
+    pj = tl.program_id(1)
+    d = tl.program_id(2)
+    G = 4 * H
+    rb = pb * BB + tl.arange(0, BB)
+    rj = pj * BH + tl.arange(0, BH)
+    rk = tl.arange(0, BK)
+    bm = rb[:, None] < B
+    sr = rb[:, None] * H + rj[None, :]
+    dh = tl.load(dh_ptr + d * s_dh + sr, mask=bm, other=0.0)
+    if HAS_NEXT:
+        acc = tl.full((BB, BH), 0.0, tl.float32)
+        if PREC == "f64":
+            acc = acc.to(tl.float64)
+        gp = gn_ptr + d * s_g + rb[:, None] * G  # (BB, 1)
+        wp = wt_ptr + d * G * H + rj[None, :]  # (1, BH)
+        for n0 in range(0, 4 * H, BK):
+            gk = tl.load(gp + (n0 + rk)[None, :], mask=bm, other=0.0)  # (BB, BK)
+            wk = tl.load(wp + (n0 + rk)[:, None] * H)  # (BK, BH) = W_hh[j, n]^T
+            if PREC == "tf32":
+                acc += tl.dot(gk, wk, input_precision="tf32")
+            else:
+                acc += tl.dot(gk, wk, input_precision="ieee")
+        dh = dh + acc
+    ar = a_ptr + d * s_a + rb[:, None] * G + rj[None, :]
+    si = tl.load(ar, mask=bm, other=0.0)
+    tj = tl.load(ar + H, mask=bm, other=0.0)
+    sf = tl.load(ar + 2 * H, mask=bm, other=0.0)
+    so = tl.load(ar + 3 * H, mask=bm, other=0.0)
+    c = tl.load(c_ptr + d * s_h + sr, mask=bm, other=0.0)
+    cp = tl.load(cp_ptr + d * s_h + sr, mask=bm, other=0.0)
+    ec = tl.exp(-2.0 * tl.abs(c))
+    tc = (1.0 - ec) / (1.0 + ec)
+    tc = tl.where(c < 0, -tc, tc)
+    dcp = dc_ptr + d * s_dh + sr  # dc (D, B, H), contiguous like dh
+    dc = tl.load(dcp, mask=bm, other=0.0) + dh * so * (1.0 - tc * tc)
+    g = tj
+    dj = dc * si
+    if HAS_MASK:
+        m = tl.load(m_ptr + d * s_m + sr, mask=bm, other=0.0)
+        g = tj * m
+        dj = dj * m
+    gr = g_ptr + d * s_a + rb[:, None] * G + rj[None, :]
+    tl.store(gr, dc * g * si * (1.0 - si), mask=bm)  # d i
+    tl.store(gr + H, dj * (1.0 - tj * tj), mask=bm)  # d j
+    tl.store(gr + 2 * H, dc * cp * sf * (1.0 - sf), mask=bm)  # d f
+    tl.store(gr + 3 * H, dh * tc * so * (1.0 - so), mask=bm)  # d o
+    tl.store(dcp, dc * sf, mask=bm)
+
+
+def _kernels(interpret: bool) -> tuple[Any, Any]:
+    ks = _STATE["kernels"].get(interpret)
+    if ks is None:
+        if interpret:
+            from triton.runtime.interpreter import InterpretedFunction as wrap
+        else:
+            wrap = triton.jit
+        ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step))
+        _STATE["kernels"][interpret] = ks
+    return ks
+
+
+def _use_interpreter(x: Tensor) -> bool:
+    on = _STATE["interpret"]
+    return (not x.is_cuda) if on is None else bool(on)
+
+
+def _launch_opts(x: Tensor) -> dict[str, int]:
+    return {} if _use_interpreter(x) else {"num_warps": _STATE["warps"]}
+
+
+def _precision(x: Tensor) -> str:
+    if x.dtype == torch.float64:
+        return "f64"
+    if x.dtype != torch.float32:
+        raise TypeError(f"triton LSTM kernels take float32 or float64 tensors, not {x.dtype}")
+    return "tf32" if (x.is_cuda and torch.backends.cuda.matmul.allow_tf32) else "ieee"
+
+
+# ----------------------------------------------------------------------------- autograd
+class _TritonLSTMSequence(torch.autograd.Function):
+    """D LSTM cells' recurrences (same T, B, H) as one autograd node; see the module docstring.
+    Inputs: xp (T, D, B, 4H), w (D, H, 4H), c0 / h0 (D, B, H), masks (T, D, B, H) or None.
+    Outputs: hs (T, D, B, H) and the final c, h (D, B, H)."""
+
+    @staticmethod
+    def forward(ctx: Any, xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None,
+                forget_bias: float) -> tuple[Tensor, Tensor, Tensor]:
+        T, D, B, G = xp.shape
+        H = G // 4
+        xp, w = xp.contiguous(), w.contiguous()
+        masks = masks.contiguous() if masks is not None else None
+        hs = xp.new_empty((D, T + 1, B, H))  # hs[:, t + 1] = h_t
+        cs = xp.new_empty((D, T + 1, B, H))
+        acts = xp.new_empty((D, T, B, G))  # [s(i), tanh(j), s(f + bias), s(o)] per step
+        hs[:, 0], cs[:, 0] = h0, c0
+        fw, _ = _kernels(_use_interpreter(xp))
+        BB, BH, BK = _BLOCKS["fw"]
+        grid = (triton.cdiv(B, BB), H // BH, D)
+        prec = _precision(xp)
+        s_x, s_h, s_a = B * G, (T + 1) * B * H, T * B * G
+        s_m = B * H
+        for t in range(T):
+            fw[grid](xp[t], w, hs[:, t], cs[:, t], masks[t] if masks is not None else xp[t], acts[:, t],
+                     cs[:, t + 1], hs[:, t + 1], B, float(forget_bias), s_x, s_h, s_m, s_a, H=H,
+                     HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec, **_launch_opts(xp))
+        ctx.save_for_backward(w, masks, hs, cs, acts)
+        return hs[:, 1:].transpose(0, 1), cs[:, T].clone(), hs[:, T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dhs: Tensor, dc_last: Tensor, dh_last: Tensor):  # type: ignore[override]
+        w, masks, hs, cs, acts = ctx.saved_tensors
+        D, T, B, G = acts.shape
+        H = G // 4
+        wt = w.transpose(1, 2).contiguous()  # (D, 4H, H): rows of W_hh^T contiguous in j
+        grads = torch.empty_like(acts)  # (D, T, B, 4H)
+        dc = dc_last.contiguous().clone()  # (D, B, H), carried in place
+        dhs = dhs.contiguous()  # (T, D, B, H)
+        d_last = (dhs[T - 1] + dh_last).contiguous()
+        _, bw = _kernels(_use_interpreter(acts))
+        BB, BH, BK = _BLOCKS["bw"]
+        grid = (triton.cdiv(B, BB), H // BH, D)
+        prec = _precision(acts)
+        s_g, s_h, s_dh, s_m = T * B * G, (T + 1) * B * H, B * H, B * H
+        for t in range(T - 1, -1, -1):
+            last = t == T - 1
+            bw[grid](grads[:, t + 1] if not last else grads[:, t], wt, d_last if last else dhs[t], acts[:, t],
+                     cs[:, t + 1], cs[:, t], masks[t] if masks is not None else acts[:, t], dc, grads[:, t],
+                     B, s_g, s_h, s_dh, s_m, s_g, H=H,
+                     HAS_NEXT=not last, HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec,
+                     **_launch_opts(acts))
+        dh0 = torch.bmm(grads[:, 0], wt)  # (D, B, H)
+        dw = torch.bmm(hs[:, :-1].reshape(D, T * B, H).transpose(1, 2), grads.reshape(D, T * B, G))  # (D, H, 4H)
+        return grads.transpose(0, 1), dw, dc, dh0, None, None
+
+
+def lstm_sequence(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None,
+                  forget_bias: float) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """The recurrence of D plain LSTM cells: xp (T, D, B, 4H), W_hh (D, H, 4H), c0 / h0
+    (D, B, H), masks (T, D, B, H) or None -> hs (T, D, B, H), (c_T, h_T)."""
+    if triton is None:
+        raise RuntimeError("the Triton LSTM kernels need the triton package")
+    hs, c, h = _TritonLSTMSequence.apply(xp, w, c0, h0, masks, forget_bias)
+    return hs, (c, h)
+
+
+_tiles_from_env()

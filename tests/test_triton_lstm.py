@@ -1,0 +1,263 @@
+"""The fused Triton LSTM steps (sketchrnn.fast.triton_lstm) against the float64 reference.
+
+On a CPU the kernels run under Triton's interpreter (NumPy underneath, one program after the
+other): that checks their indexing, masking, tiling and math exactly, though not their speed;
+the gpu-marked tests run the compiled kernels on CUDA. The reference is the project's
+hand-differentiated LSTM (torch operations in float64), itself checked against finite
+differences and the oracle model in tests/test_fast_decoder.py.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import stroke_batches
+import torch
+
+triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package (pip install triton)")
+
+from sketchrnn.config import ModelConfig  # noqa: E402
+from sketchrnn.fast import cuda as fc  # noqa: E402
+from sketchrnn.fast import decoder as fd  # noqa: E402
+from sketchrnn.fast import triton_lstm as tlm  # noqa: E402
+from sketchrnn.fast.oracle import oracle_losses  # noqa: E402
+from sketchrnn.model import SketchRNN  # noqa: E402
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-300))
+
+
+@pytest.fixture
+def small_tiles():
+    """16-wide tiles (the smallest tl.dot takes) so that small test sizes use several
+    programs per axis; the interpreter on CPU tensors. Restores the defaults afterwards."""
+    saved = tlm.blocks()
+    tlm.set_blocks(fw=(16, 16, 16), bw=(16, 16, 16))
+    tlm.set_interpret(None)
+    yield
+    tlm.set_blocks(**saved)
+
+
+def _reference(xp, w, c0, h0, masks, forget_bias):
+    """Per direction, the float64 hand-differentiated LSTM (torch operations)."""
+    outs = [fd._LSTMSequence.apply(xp[:, d], None, None, w[d], c0[d], h0[d],
+                                   masks[:, d] if masks is not None else None, forget_bias)
+            for d in range(xp.shape[1])]
+    return torch.stack([o[0] for o in outs], 1), torch.stack([o[1] for o in outs]), torch.stack([o[2] for o in outs])
+
+
+def _inputs(D, B, H, T, masked, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xp = torch.randn(T, D, B, 4 * H, dtype=torch.float64, generator=g)
+    w = torch.randn(D, H, 4 * H, dtype=torch.float64, generator=g) * 0.3
+    c0 = torch.randn(D, B, H, dtype=torch.float64, generator=g)
+    h0 = torch.randn(D, B, H, dtype=torch.float64, generator=g) * 0.5
+    m = (torch.rand(T, D, B, H, generator=g) < 0.9).double() / 0.9 if masked else None
+    return [xp, w, c0, h0], m
+
+
+def _check(dtype, D, B, H, T, masked, forget_bias, tol, device="cpu"):
+    ins, m = _inputs(D, B, H, T, masked)
+    A = [t.clone().to(device=device, dtype=dtype).requires_grad_() for t in ins]
+    R = [t.clone().requires_grad_() for t in ins]
+    hs, (c, h) = tlm.lstm_sequence(*A, m.to(device=device, dtype=dtype) if m is not None else None, forget_bias)
+    hr, cr, hr2 = _reference(*R, m, forget_bias)
+    for a, b in ((hs, hr), (c, cr), (h, hr2)):
+        assert a.shape == b.shape and a.dtype == dtype
+        assert _rel(a.detach().cpu(), b.detach()) <= tol
+    g = torch.Generator().manual_seed(1)
+    gh, gc, gh2 = (torch.randn(t.shape, dtype=torch.float64, generator=g) for t in (hr, cr, hr2))
+    to = dict(device=device, dtype=dtype)
+    ((hs * gh.to(**to)).sum() + (c * gc.to(**to)).sum() + (h * gh2.to(**to)).sum()).backward()
+    ((hr * gh).sum() + (cr * gc).sum() + (hr2 * gh2).sum()).backward()
+    for name, a, r in zip(("xp", "w_hh", "c0", "h0"), A, R):
+        assert _rel(a.grad.cpu(), r.grad) <= tol, (name, _rel(a.grad.cpu(), r.grad))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("D,B,H,T,masked", [
+    (1, 20, 32, 5, True),  # the decoder: rows spill into a partial batch tile (20 = 16 + 4)
+    (2, 7, 16, 4, False),  # the encoder's two directions in one grid, fewer rows than a tile
+    (1, 33, 48, 3, True),  # three unit blocks, three batch tiles
+])
+def test_kernels_match_the_float64_reference(small_tiles, dtype, tol, D, B, H, T, masked):
+    _check(dtype, D, B, H, T, masked, 1.0, tol)
+
+
+def test_forget_bias_and_default_tiles(small_tiles):
+    """A different forget bias reaches the gate math; the default (larger) tiles too."""
+    tlm.set_blocks(fw=(32, 16, 32), bw=(32, 16, 64))
+    _check(torch.float64, 1, 40, 64, 3, True, 0.25, 1e-12)
+
+
+def test_a_wrong_kernel_is_caught(small_tiles, monkeypatch):
+    """The comparison can fail: with the forget bias dropped from the kernel's arguments
+    (passed as 0 instead of 1) the outputs differ from the reference."""
+    real = tlm._TritonLSTMSequence.forward
+
+    def no_bias(ctx, xp, w, c0, h0, masks, forget_bias):
+        return real(ctx, xp, w, c0, h0, masks, 0.0)
+
+    monkeypatch.setattr(tlm._TritonLSTMSequence, "forward", staticmethod(no_bias))
+    with pytest.raises(AssertionError):
+        _check(torch.float64, 1, 20, 16, 3, False, 1.0, 1e-6)
+
+
+def test_block_settings_are_validated():
+    with pytest.raises(ValueError, match="powers of two"):
+        tlm.set_blocks(fw=(8, 16, 16))
+    with pytest.raises(ValueError, match="powers of two"):
+        tlm.set_blocks(bw=(32, 24, 64))
+    with pytest.raises(ValueError, match="warps"):
+        tlm.set_blocks(warps=3)
+    saved = tlm.blocks()
+    tlm.set_blocks(fw=(16, 16, 16), bw=(16, 16, 16))
+    assert tlm.supports_size(16) and not tlm.supports_size(12) and not tlm.supports_size(8)
+    tlm.set_blocks(**saved)
+    assert tlm.supports_size(512) and tlm.supports_size(256) and not tlm.supports_size(48)
+
+
+def _model(dtype):
+    cfg = ModelConfig(enc_model="lstm", dec_model="lstm", enc_rnn_size=16, dec_rnn_size=32, z_size=4,
+                      num_mixture=3, max_seq_len=10, conditional=True)
+    torch.manual_seed(0)
+    m = SketchRNN(cfg).to(dtype)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return m.train()
+
+
+def test_whole_model_through_the_cuda_wrapper(small_tiles, monkeypatch):
+    """With ``configure(triton=True)`` the CUDA wrapper runs the encoder (D = 2) and the decoder
+    on the Triton steps (here: interpreter, a stand-in for graph capture that calls the function
+    directly) and the losses and every gradient equal the oracle model's (float32, 1e-5)."""
+    captured = []
+
+    def fake_graphed(fn, sample, num_warmup_iters=3, allow_unused_input=False):
+        captured.append(sample)
+        return lambda *args: fn(*args)
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", fake_graphed)
+    def run(seq, xp, st, m, tag):  # fd._run as on CUDA
+        xp = xp.materialize() if isinstance(xp, fd._LazyProjection) else xp
+        return fc.run_sequence_accelerated(seq, xp, st, m, tag) or fd.run_sequence(seq, xp, st, m)
+
+    monkeypatch.setattr(fd, "_run", run)
+    monkeypatch.setattr(fc, "_pointwise", lambda: None)
+    calls = []
+    real = tlm.lstm_sequence
+    monkeypatch.setattr(tlm, "lstm_sequence", lambda *a: calls.append(a[0].shape) or real(*a))
+    fc.configure(triton=True)
+    try:
+        model = _model(torch.float32)
+        x, L = stroke_batches.make_batch([10, 7, 9], 10, seed=0, dtype=torch.float32)
+        masks = fd.draw_masks(model, 3, 10, int(L.max()), x, torch.Generator().manual_seed(11))
+        eps = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
+        ref_model = copy.deepcopy(model).double()
+        m64 = fd.DropoutMasks(**{k: (v.double() if v is not None else None) for k, v in vars(masks).items()})
+        ref = oracle_losses(ref_model, x.double(), L, m64, eps.double())
+        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        assert fc.status() == ["enc/lstm: graph+triton", "dec/lstm: graph+triton"], fc.status()
+        assert [s[1:3] for s in calls] == [(2, 3), (1, 3)]  # (D, B): encoder, then decoder
+        for k in ("L_R", "L_KL"):
+            assert abs(out[k].item() - ref[k].item()) <= 1e-5 * abs(ref[k].item()), k
+        tot = lambda o: o["L_R"] + 0.37 * o["L_KL"]  # noqa: E731
+        g_ref = torch.autograd.grad(tot(ref), list(ref_model.parameters()))
+        g_out = torch.autograd.grad(tot(out), list(model.parameters()))
+        for (name, _), a, b in zip(model.named_parameters(), g_out, g_ref):
+            assert _rel(a, b) <= 1e-5, (name, _rel(a, b))
+    finally:
+        fc.configure(triton=False)
+
+
+def test_switch_and_what_it_covers(monkeypatch):
+    seq = fd._Seq("layer_norm", {}, 1.0)
+    h0 = torch.zeros(1, 2, 512)
+    fc.configure(triton=False)
+    assert not fc._triton_ok(fd._Seq("lstm", {}, 1.0), h0)
+    fc.configure(triton=True)
+    try:
+        assert fc._triton_ok(fd._Seq("lstm", {}, 1.0), h0)
+        assert not fc._triton_ok(seq, h0)  # LayerNorm LSTM: not covered by these kernels
+        assert not fc._triton_ok(fd._Seq("lstm", {}, 1.0), h0.double())  # float32 only on the GPU path
+        assert not fc._triton_ok(fd._Seq("lstm", {}, 1.0), torch.zeros(1, 2, 12))  # tiles do not divide
+    finally:
+        fc.configure(triton=False)
+
+
+# ----------------------------------------------------------------------------- CUDA only
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("D,B,H,T", [(1, 100, 512, 12), (2, 100, 256, 12), (1, 7, 64, 5)])
+def test_compiled_kernels_on_cuda(D, B, H, T):
+    """Compiled kernels, default tiles, paper sizes, float32 with TF32 off: 1e-5 of float64."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tlm.set_interpret(None)
+    _check(torch.float32, D, B, H, T, True, 1.0, 1e-5, device="cuda")
+
+
+@pytest.mark.gpu
+@cuda
+def test_graph_captured_training_forward_on_cuda():
+    """The whole graph-captured path with the Triton steps equals the eager fast path."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = _model(torch.float32).cuda()
+    fc.configure(triton=True)
+    try:
+        for seed in (0, 1):
+            x, L = stroke_batches.make_batch([10, 7, 3, 9], 10, seed=seed, dtype=torch.float32)
+            x, L = x.cuda(), L.cuda()
+            masks = fd.draw_masks(model, 4, 10, 10, x, None)
+            eps = torch.randn(4, 4, device="cuda")
+            fd.set_cuda_acceleration(False)
+            ref = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+            g_ref = torch.autograd.grad(ref["L_R"] + ref["L_KL"], list(model.parameters()))
+            fd.set_cuda_acceleration(True)
+            out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+            g_out = torch.autograd.grad(out["L_R"] + out["L_KL"], list(model.parameters()))
+            assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
+            assert max(_rel(a, b) for a, b in zip(g_out, g_ref)) <= 1e-5
+        assert fc.status() == ["enc/lstm: graph+triton", "dec/lstm: graph+triton"], fc.status()
+    finally:
+        fc.configure(triton=False)
+        fd.set_cuda_acceleration(True)
+
+
+def test_benchmark_dry_run(tmp_path):
+    """benchmarks/bench_triton_lstm.py --dry-run (interpreter, tiny shapes): rows written, each
+    within 1e-5 of the float64 reference."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "b.json"
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_triton_lstm.py"), "--device", "cpu",
+                        "--dry-run", "--json-out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) >= 3 and not any("error" in x for x in rows)
+    assert all(x["out_rel_err"] <= 1e-5 and x["grad_rel_err"] <= 1e-5 for x in rows)
+
+
+def test_tiles_from_the_environment(monkeypatch):
+    saved = tlm.blocks()
+    try:
+        monkeypatch.setenv("SKETCHRNN_TRITON_TILES", "16,16,16:64,32,128")
+        tlm._tiles_from_env()
+        assert tlm.blocks() == {"fw": (16, 16, 16), "bw": (64, 32, 128), "warps": saved["warps"]}
+        monkeypatch.setenv("SKETCHRNN_TRITON_TILES", "32,16,32:32,16,64:8")
+        tlm._tiles_from_env()
+        assert tlm.blocks() == {"fw": (32, 16, 32), "bw": (32, 16, 64), "warps": 8}
+        monkeypatch.setenv("SKETCHRNN_TRITON_TILES", "16,16,16")
+        with pytest.raises(ValueError, match="SKETCHRNN_TRITON_TILES"):
+            tlm._tiles_from_env()
+    finally:
+        tlm.set_blocks(**saved)
