@@ -40,11 +40,14 @@ def test_schedules_match_magenta_formulas():
     assert kl_weight_at(cfg, 20_000) == pytest.approx(0.5 - 0.49 * 0.99995 ** 20_000)
 
 
-@pytest.mark.parametrize("dec_model,ema", [("lstm", 0.0), ("layer_norm", 0.0), ("hyper", 0.0), ("lstm", 0.9)])
-def test_resume_is_exact(tmp_path, shapes_npz, dec_model, ema):
+@pytest.mark.parametrize("dec_model,ema,sync", [("lstm", 0.0, "step"), ("layer_norm", 0.0, "step"),
+                                                ("hyper", 0.0, "step"), ("lstm", 0.9, "step"), ("lstm", 0.9, "log")])
+def test_resume_is_exact(tmp_path, shapes_npz, dec_model, ema, sync):
     """3 steps + resume + 3 steps == 6 uninterrupted steps, bit for bit (CPU, deterministic);
-    with train.ema_decay the weight average too."""
-    cfg = tiny_cfg(shapes_npz, f"model.dec_model={dec_model}", "train.num_steps=6", f"train.ema_decay={ema}")
+    with train.ema_decay the weight average too; with train.host_sync=log (fused Adam, no
+    per-step wait) as well."""
+    cfg = tiny_cfg(shapes_npz, f"model.dec_model={dec_model}", "train.num_steps=6", f"train.ema_decay={ema}",
+                   f"train.host_sync={sync}")
     full = Trainer(cfg, tmp_path / "full", progress=False)
     full.fit()
     part = Trainer(cfg, tmp_path / "part", progress=False)
@@ -140,11 +143,19 @@ def test_resume_refuses_a_different_model(tmp_path, shapes_npz):
         Trainer(tiny_cfg(shapes_npz, "model.dec_rnn_size=32"), tmp_path / "run", resume=True, progress=False)
 
 
-def test_non_finite_steps_are_skipped_then_stop(tmp_path, shapes_npz, monkeypatch):
-    cfg = tiny_cfg(shapes_npz, "train.num_steps=50", "train.max_bad_steps=4")
+@pytest.mark.parametrize("sync", ["step", "log"])
+def test_non_finite_steps_are_skipped_then_stop(tmp_path, shapes_npz, monkeypatch, sync):
+    """Non-finite steps leave the weights (and with host_sync=log, where the device skips them,
+    Adam's state and the weight average) untouched, are counted, and stop training after
+    max_bad_steps in a row."""
+    cfg = tiny_cfg(shapes_npz, "train.num_steps=50", "train.max_bad_steps=4", f"train.host_sync={sync}",
+                   "train.ema_decay=0.5", "train.log_every=5")
     tr = Trainer(cfg, tmp_path / "run", progress=False)
+    assert tr._deferred == (sync == "log")
     tr.fit(num_steps=3)  # a good checkpoint exists
     good = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    adam = {k: {n: t.clone() for n, t in st.items()} for k, st in tr.optimizer.state_dict()["state"].items()}
+    ema = [e.clone() for e in tr.ema]
     orig = tr._losses
 
     def poisoned(*a, **k):
@@ -159,11 +170,16 @@ def test_non_finite_steps_are_skipped_then_stop(tmp_path, shapes_npz, monkeypatc
     # weights untouched by the skipped steps, and last.pt still loads
     for k, v in tr.model.state_dict().items():
         assert torch.equal(v, good[k])
+    for k, st in tr.optimizer.state_dict()["state"].items():
+        for n, t in st.items():
+            assert torch.equal(t, adam[k][n]), (k, n)
+    for e, e0 in zip(tr.ema, ema):
+        assert torch.equal(e, e0)
     from sketchrnn.checkpoint import load_model
 
-    saved = load_model(tmp_path / "run" / "last.pt")
-    for k, v in saved.model.state_dict().items():
-        assert torch.equal(v, good[k]), k
+    saved = load_model(tmp_path / "run" / "last.pt")  # with train.ema_decay: the average
+    for (k, v), e in zip(saved.model.state_dict().items(), ema):
+        assert torch.equal(v, e), k
 
 
 @pytest.mark.slow
@@ -537,3 +553,84 @@ def test_weight_average_on_cuda_with_the_fast_path(tmp_path, shapes_npz):
     for v, e in zip(lm.model.state_dict().values(), tr.ema):
         assert torch.equal(v, e.cpu())
     tr.release()
+
+
+def test_host_sync_log_trains_as_step(tmp_path, shapes_npz):
+    """train.host_sync=log (steps queued, fused Adam, flags read at log rows) gives the same
+    weights and logged losses as the per-step path, up to the fused kernel's rounding; a run
+    may switch between the two at resume."""
+    import csv
+
+    runs = {}
+    for sync in ("step", "log"):
+        tr = Trainer(tiny_cfg(shapes_npz, "train.num_steps=8", f"train.host_sync={sync}", "train.log_every=4",
+                              "train.ema_decay=0.5"), tmp_path / sync, progress=False)
+        tr.fit()
+        rows = list(csv.DictReader(open(tmp_path / sync / "metrics.csv")))
+        runs[sync] = (tr, [r for r in rows if r["loss"]])
+    (a, ra), (b, rb) = runs["step"], runs["log"]
+    assert not a._deferred and b._deferred
+    assert [r["step"] for r in ra] == [r["step"] for r in rb] == ["4", "8"]
+    for x, y in zip(ra, rb):
+        for k in ("loss", "L_R"):
+            assert float(x[k]) == pytest.approx(float(y[k]), rel=1e-4)
+        assert x["skipped"] == y["skipped"] == "0"
+    for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.allclose(v, w, rtol=1e-4, atol=1e-6), k
+    for e, f in zip(a.ema, b.ema):
+        assert torch.allclose(e, f, rtol=1e-4, atol=1e-6)
+    assert all(g["fused"] for g in b.optimizer.param_groups)
+    # a log-mode checkpoint resumed per-step, and back: Adam's step counters follow the kernel
+    for sync, steps in (("step", 10), ("log", 12)):
+        tr = Trainer(tiny_cfg(shapes_npz, f"train.num_steps={steps}", f"train.host_sync={sync}", "train.log_every=4",
+                              "train.ema_decay=0.5"), tmp_path / "log", resume=True, progress=False)
+        assert all(bool(g["fused"]) == (sync == "log") for g in tr.optimizer.param_groups)
+        tr.fit()
+        st = tr.optimizer.state_dict()["state"]
+        assert all(int(v["step"]) == steps for v in st.values())
+        assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+
+
+def test_host_sync_is_validated():
+    with pytest.raises(ConfigError, match="host_sync"):
+        apply_overrides(Config(), ["train.host_sync=never"]).validate()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_host_sync_log_on_cuda(tmp_path, shapes_npz, monkeypatch):
+    """On CUDA "auto" means "log": the same weights as the per-step path (fp32, TF32 off, up to
+    the fused kernel's rounding), and a poisoned step is skipped on the device."""
+    base = ["train.num_steps=6", "train.device=cuda", "train.deterministic=false", "train.log_every=3",
+            "train.ema_decay=0.5"]
+    a = Trainer(tiny_cfg(shapes_npz, *base, "train.host_sync=step"), tmp_path / "a", progress=False)
+    b = Trainer(tiny_cfg(shapes_npz, *base), tmp_path / "b", progress=False)
+    assert not a._deferred and b._deferred
+    for tr in (a, b):
+        tr.fit()
+    for v, w in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        assert torch.allclose(v, w, rtol=1e-4, atol=1e-6)
+    # once captured and warm, a queued step never waits for the device
+    it = iter(b.loader)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):
+            b._train_step_deferred(next(it))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    b._sync()
+    good = [w.clone() for w in b.model.state_dict().values()]
+    orig = b._losses
+
+    def poisoned(*x, **k):
+        out = orig(*x, **k)
+        out["L_R"] = out["L_R"] * float("inf")
+        return out
+
+    monkeypatch.setattr(b, "_losses", poisoned)
+    b.fit(num_steps=10)
+    assert b.bad_total == 2 and b.step == 10
+    for w, g in zip(b.model.state_dict().values(), good):
+        assert torch.equal(w, g)
+    a.release()
+    b.release()

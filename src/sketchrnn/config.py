@@ -136,6 +136,11 @@ class TrainConfig:
     # reuses its ~30 MB buffers instead of page-faulting fresh ones (small VAE step ~12 % faster);
     # process-wide, the resident size stays at its peak
     reuse_heap: bool = True
+    # when the host waits for the device: "step" = after every step (non-finite check, loss
+    # values); "log" = only at log rows, validation and saves: steps are queued ahead, a
+    # non-finite step is skipped on the device (fused Adam with found_inf) and counted at the
+    # next sync; "auto" = "log" on CUDA (single process), "step" elsewhere
+    host_sync: str = "auto"
 
     def validate(self) -> None:
         if self.batch_size < 1:
@@ -145,6 +150,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be a positive number, got {getattr(self, name)}")
         if self.num_steps < 0:
             raise ConfigError(f"train.num_steps must be >= 0, got {self.num_steps}")
+        if self.host_sync not in ("auto", "step", "log"):
+            raise ConfigError(f"train.host_sync must be auto, step or log, got {self.host_sync!r}")
         for name in ("eval_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")

@@ -178,7 +178,13 @@ class Trainer:
         if init is not None:
             self.model.load_state_dict(init.model.state_dict())
             self.log(f"initialised from {t.init_from} (scale_factor {self.scale_factor:.4f}); optimiser and schedules start fresh")
+        # train.host_sync: with "log" the steps are queued without waiting for the device; a
+        # non-finite step is then skipped by the fused Adam kernel itself (found_inf)
+        mode = t.host_sync if t.host_sync != "auto" else ("log" if self.device.type == "cuda" else "step")
+        self._deferred = mode == "log" and not self.dist.enabled  # DDP keeps its all-reduced per-step check
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
+        self._pending: list[torch.Tensor] = []  # per queued step: 1.0 if it was skipped (not yet counted)
+        self._acc = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, L_R, L_KL, good steps
         if packed:
             from .data.packed import PackedBatchLoader as Loader
         else:
@@ -202,6 +208,7 @@ class Trainer:
         self.bad_total = 0
         if ck is not None:
             self._restore(ck)
+        self._set_adam_kernel(self._deferred)
         self.dist.on_main(self._check_disk_space)  # a full disk is found now, not at the first save
         # the losses as one module (fast or plain path), wrapped by DDP when a process group is in
         # use; self.model stays the plain module
@@ -396,6 +403,81 @@ class Trainer:
             return None
         return float(loss.detach()), float(out["L_R"].detach()), float(out["L_KL"].detach())
 
+    def _set_adam_kernel(self, fused: bool) -> None:
+        """Adam's fused kernel (needed to skip a step on the device) or torch's default; a
+        loaded optimiser state brings the flags it was saved with, so they are set again, and
+        each step counter moves where that kernel keeps it (fused: on the parameter's device)."""
+        for g in self.optimizer.param_groups:
+            g["fused"] = True if fused else None
+            g["foreach"] = None
+            for p in g["params"]:
+                st = self.optimizer.state.get(p)
+                if st and isinstance(st.get("step"), torch.Tensor):
+                    st["step"] = st["step"].to(device=p.device if fused else "cpu", dtype=torch.float32)
+
+    def _train_step_deferred(self, batch) -> None:
+        """:meth:`train_step` without waiting for the device (``train.host_sync`` "log"): the
+        non-finite check becomes a flag on the device that makes the fused Adam kernel skip the
+        update (and the weight average hold still); flags and loss sums are read at the next
+        :meth:`_sync` (log rows, validation, saves). Same numbers as :meth:`train_step` up to
+        the fused kernel's rounding."""
+        cfg = self.cfg
+        for g in self.optimizer.param_groups:
+            g["lr"] = learning_rate_at(cfg, self.step) * self.lr_factor()
+        w_kl = kl_weight_at(cfg, self.step)
+        self.model.train()
+        if self.device.type == "cuda":  # pinned host memory: the copy does not wait for the queue
+            batch = type(batch)(*(t.pin_memory() for t in (batch.strokes, batch.lengths, batch.class_ids)))
+            batch = batch.to(self.device, non_blocking=True)
+        else:
+            batch = batch.to(self.device)
+        out = self._losses(batch)
+        loss = out["L_R"] + w_kl * out["kl_loss"] if cfg.model.conditional else out["L_R"]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        found = (~torch.isfinite(loss.detach())).to(torch.float32).reshape(1)  # (1,)
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=found.device))
+        if cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip)
+        self.optimizer.found_inf = found.view(())  # type: ignore[attr-defined]
+        try:
+            self.optimizer.step()
+        finally:
+            del self.optimizer.found_inf  # type: ignore[attr-defined]
+        if self.ema is not None:
+            self._update_ema(keep=1.0 - found.view(()))
+        vals = torch.stack([loss.detach(), out["L_R"].detach(), out["L_KL"].detach()]).to(torch.float64)
+        good = found.to(torch.float64) == 0
+        self._acc[:3] += torch.where(good, vals, torch.zeros_like(vals))
+        self._acc[3:] += good.to(torch.float64)
+        self._pending.append(found)
+        self.step += 1
+
+    def _sync(self) -> None:
+        """Count the queued steps' skips (one wait for the device); raises as
+        :meth:`_finish_step` after ``max_bad_steps`` non-finite steps in a row."""
+        if not self._pending:
+            return
+        flags = torch.cat(self._pending).tolist()
+        self._pending = []
+        first = self.step - len(flags)
+        for i, bad in enumerate(flags):
+            if not bad:
+                self.bad_steps = 0
+                continue
+            self.bad_steps += 1
+            self.bad_total += 1
+            if self.bad_steps >= self.cfg.train.max_bad_steps:
+                raise TrainingError(f"{self.bad_steps} non-finite losses/gradients in a row at step {first + i}; "
+                                    f"stopped; the last good checkpoint is {self.last_path}")
+
+    def _take_stats(self) -> "_Stats":
+        """The loss sums of the queued steps since the last call (deferred mode)."""
+        loss, r, kl, n = self._acc.tolist()
+        self._acc.zero_()
+        return _Stats(loss, r, kl, int(n))
+
     def _finish_step(self, ok: bool) -> bool:
         """After backward: skip and count a non-finite step (stopping after max_bad_steps in a
         row), else clip gradients by value and take the optimiser step. Returns ``ok``."""
@@ -419,13 +501,18 @@ class Trainer:
         return True
 
     @torch.no_grad()
-    def _update_ema(self) -> None:
+    def _update_ema(self, keep: torch.Tensor | None = None) -> None:
         """ema <- d * ema + (1 - d) * w, with d = min(ema_decay, (1 + n) / (10 + n)) after n
-        updates (TF's ExponentialMovingAverage with num_updates): early averages forget fast."""
+        updates (TF's ExponentialMovingAverage with num_updates): early averages forget fast.
+        ``keep``: a 0-d device tensor, 0 for a step skipped on the device (the average then
+        holds still; the count n still advances, as the host cannot know)."""
         n = self.ema_updates
         d = min(self.cfg.train.ema_decay, (1.0 + n) / (10.0 + n))
         src = [w.float() for w in self._ema_src]  # float32 already: no copies
-        torch._foreach_lerp_(self.ema, src, 1.0 - d)
+        if keep is None:
+            torch._foreach_lerp_(self.ema, src, 1.0 - d)
+        else:
+            torch._foreach_lerp_(self.ema, src, [keep * (1.0 - d)] * len(src))
         self.ema_updates = n + 1
 
     @contextlib.contextmanager
@@ -577,12 +664,18 @@ class Trainer:
                 except StopIteration:
                     it = iter(self.loader)
                     batch = next(it)
-                res = self.train_step(batch)
+                if self._deferred:
+                    self._train_step_deferred(batch)
+                else:
+                    res = self.train_step(batch)
+                    if res is not None:
+                        stats.add(*res)
                 n_log += batch.lengths.shape[0] * per_batch
-                if res is not None:
-                    stats.add(*res)
                 row = None
                 if self.step % cfg.train.log_every == 0 or self.step == target:
+                    if self._deferred:
+                        self._sync()
+                        stats = self._take_stats()
                     loss, r, kl = stats.mean()
                     dt = max(time.time() - t_log, 1e-9)
                     row = {"step": self.step, "lr": f"{learning_rate_at(cfg, self.step):.3g}",
@@ -598,6 +691,9 @@ class Trainer:
                 stop_time = cfg.train.max_minutes > 0 and (time.time() - t_start) > 60 * cfg.train.max_minutes
                 if cfg.train.max_minutes > 0 and self.dist.enabled:
                     stop_time = bool(self.dist.broadcast_object(stop_time))  # rank 0's clock decides for all
+                if self._deferred and (self.step % cfg.train.eval_every == 0 or self.step % cfg.train.save_every == 0
+                                       or self.step == target or stop_time):
+                    self._sync()  # bad_total in the row and the checkpoint counts every queued step
                 if self.step % cfg.train.eval_every == 0 or self.step == target or stop_time:
                     v = self.validate()
                     row = row or {"step": self.step}
