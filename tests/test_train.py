@@ -634,3 +634,19 @@ def test_host_sync_log_on_cuda(tmp_path, shapes_npz, monkeypatch):
         assert torch.equal(w, g)
     a.release()
     b.release()
+
+
+def test_eval_batch_size_changes_batching_not_the_figure(tmp_path, shapes_npz):
+    """Validation pads every batch to max_seq_len and weights each batch's mean by its size,
+    so the batch size leaves a decoder-only model's figure as it is (up to rounding)."""
+    vals = []
+    for bs in (0, 5, 64):
+        tr = Trainer(tiny_cfg(shapes_npz, "model.conditional=false", "train.num_steps=2",
+                              f"train.eval_batch_size={bs}"), tmp_path / f"r{bs}", progress=False)
+        assert tr.valid_loader.batch_size == (bs or 8)
+        tr.fit()
+        vals.append(tr.validate()["valid_L_R"])
+        tr.release()
+    assert vals[0] == pytest.approx(vals[1], rel=1e-6) and vals[0] == pytest.approx(vals[2], rel=1e-6)
+    with pytest.raises(ConfigError, match="eval_batch_size"):
+        apply_overrides(Config(), ["train.eval_batch_size=-1"]).validate()

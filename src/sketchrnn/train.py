@@ -194,7 +194,8 @@ class Trainer:
                              augment_stroke_prob=cfg.data.augment_stroke_prob, shuffle=True, seed=t.seed)
         if self.dist.sharded:  # this rank's slice of every global batch
             self.loader = ShardedLoader(self.loader, self.dist.rank, self.dist.world_size)
-        self.valid_loader = Loader(self.valid_data, self.scale_factor, t.batch_size, m.max_seq_len,
+        eval_bs = t.eval_batch_size or (1000 if self.device.type == "cuda" else t.batch_size)
+        self.valid_loader = Loader(self.valid_data, self.scale_factor, eval_bs, m.max_seq_len,
                                    augment=False, shuffle=False, drop_last=False)
         # train.ema_decay: a float32 running average of every weight, beside the trained ones
         self._ema_src = list(self.model.state_dict().values())  # detached views of the weights
