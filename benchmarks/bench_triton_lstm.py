@@ -8,7 +8,10 @@ decoder-only cat recipe's T 130; B 100) it
    gradient, relative norm error; float32 must stay within 1e-5, TF32 is reported);
 2. times forward + backward of the whole recurrence (both CUDA-graph captured, as in
    training), median of ``--reps`` after warm-up, and prints a table: shape, variant, tiles,
-   ms per recurrence, us per step pair, ratio to the compiled path, relative error.
+   ms per recurrence, us per step pair, ratio to the compiled path, relative error;
+3. times the recurrent products alone (``h @ W_hh``, ``g @ W_hh^T``; 100 calls in one CUDA
+   graph): cuBLAS against the Triton tile kernel (``triton_lstm.mm``) — what the LayerNorm and
+   Hyper recurrences, which keep cuBLAS products, would gain from it.
 
     python benchmarks/bench_triton_lstm.py                       # GPU (~1-2 minutes)
     python benchmarks/bench_triton_lstm.py --device cpu --dry-run  # interpreter smoke run
@@ -105,6 +108,69 @@ def time_recurrence(state, device: str, reps: int) -> list[float]:
     return times
 
 
+# the recurrent products alone: (name, (Z, M, K, N), right factor transposed)
+GEMMS = [("dec fw h@W", (1, 100, 512, 2048), False), ("dec bw g@W^T", (1, 100, 2048, 512), True),
+         ("enc fw h@W", (2, 100, 256, 1024), False), ("enc bw g@W^T", (2, 100, 1024, 256), True)]
+GEMM_TILES = [(32, 16, 32), (32, 16, 64), (16, 32, 64), (64, 32, 32), (32, 64, 32)]
+
+
+def gemm(args, res, save) -> None:
+    """Each product 100 times in one CUDA graph: cuBLAS (torch.matmul) vs the tile kernel."""
+    from sketchrnn.fast import triton_lstm
+
+    shapes = GEMMS if not args.dry_run else [("tiny", (1, 20, 64, 32), False), ("tiny^T", (2, 7, 32, 16), True)]
+    tiles = GEMM_TILES if not args.dry_run else [(16, 16, 16)]
+    print(f"\n{'gemm':>14} | {'variant':>12} | {'us/call':>8} | {'vs cuBLAS':>9} | {'rel err':>8}", flush=True)
+    for name, (Z, M, K, N), tr in shapes:
+        g = torch.Generator().manual_seed(0)
+        a64 = torch.randn(Z, M, K, generator=g, dtype=torch.float64)
+        b64 = torch.randn(Z, N, K, generator=g, dtype=torch.float64).transpose(1, 2) if tr else \
+            torch.randn(Z, K, N, generator=g, dtype=torch.float64)
+        ref = a64 @ b64
+        a = a64.float().to(args.device)
+        b = b64.float().to(args.device)
+        if Z == 1:
+            a, b, ref = a[0], b[0], ref[0]
+        base = None
+        for tile in [None] + tiles:
+            row = {"gemm": name, "Z": Z, "M": M, "K": K, "N": N, "transposed": tr, "tiles": list(tile) if tile else None}
+            try:
+                fn = (lambda: torch.matmul(a, b)) if tile is None else (lambda t=tile: triton_lstm.mm(a, b, t))
+                out = fn()
+                row["rel_err"] = rel(out, ref)
+                if args.device == "cuda":
+                    for _ in range(3):
+                        fn()
+                    torch.cuda.synchronize()
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph):
+                        for _ in range(100):
+                            fn()
+                    ts = []
+                    for _ in range(5):
+                        torch.cuda.synchronize()
+                        t0 = time.perf_counter()
+                        graph.replay()
+                        torch.cuda.synchronize()
+                        ts.append((time.perf_counter() - t0) / 100)
+                    row["us_per_call"] = round(statistics.median(ts) * 1e6, 2)
+                    if tile is None:
+                        base = row["us_per_call"]
+                    elif base:
+                        row["speedup_vs_cublas"] = round(base / row["us_per_call"], 2)
+            except Exception as e:
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            res.setdefault("gemm", []).append(row)
+            save()
+            label = "cuBLAS" if tile is None else "x".join(map(str, tile))
+            if "error" in row:
+                print(f"{name:>14} | {label:>12} | ERROR {row['error']}", flush=True)
+                continue
+            us = f"{row['us_per_call']:8.2f}" if "us_per_call" in row else f"{'-':>8}"
+            sp = f"{row['speedup_vs_cublas']:8.2f}x" if "speedup_vs_cublas" in row else f"{'-':>9}"
+            print(f"{name:>14} | {label:>12} | {us} | {sp} | {row['rel_err']:8.1e}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -185,6 +251,7 @@ def main() -> None:
             sp = f"{row['speedup_vs_compiled']:6.2f}x" if "speedup_vs_compiled" in row else f"{'-':>7}"
             print(f"{name:>12} | {variant:>12} | {ft:>13} | {bt:>13} | {row.get('warps', '-'):>2} | {ms} | {us} | {sp} | "
                   f"{row['out_rel_err']:8.1e} | {row['grad_rel_err']:8.1e}", flush=True)
+    gemm(args, res, save)
     fc.configure(triton=False)
     triton_lstm.set_blocks(*TILES[0])
     print("# done" + (f"; JSON: {out_path}" if out_path else ""), flush=True)

@@ -114,7 +114,7 @@ case "${1:-}" in
     step 150 gpu_tests_triton $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py
     step 120 gpu_tests_train $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_train.py
     TESTS_OK=$(grep -q "^===== gpu_tests_triton: rc=0 " "$LOG" && echo 1 || echo 0)
-    step 150 bench_triton $PY benchmarks/bench_triton_lstm.py --json-out "$OUT/bench_triton_lstm.json"
+    step 210 bench_triton $PY benchmarks/bench_triton_lstm.py --json-out "$OUT/bench_triton_lstm.json"
     step 200 bench_train_triton $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm,layer_norm \
       --variants reference,fast,fast+triton,fast+triton+tf32,fast+tf32 --steps 10 --ref-steps 2 --budget-s 150 \
       --json-out "$OUT/bench_train.json"

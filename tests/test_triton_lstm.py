@@ -105,6 +105,26 @@ def test_a_wrong_kernel_is_caught(small_tiles, monkeypatch):
         _check(torch.float64, 1, 20, 16, 3, False, 1.0, 1e-6)
 
 
+@pytest.mark.parametrize("shape,transposed", [((20, 64, 32), False), ((20, 64, 32), True), ((2, 7, 32, 16), False)])
+def test_tile_product_equals_matmul(shape, transposed):
+    """The GEMM tile kernel (the recurrent products' benchmark against cuBLAS), float64 exact
+    to rounding, for a partial row tile, a transposed (strided) right factor and a batch."""
+    g = torch.Generator().manual_seed(0)
+    if len(shape) == 3:
+        M, K, N = shape
+        a = torch.randn(M, K, dtype=torch.float64, generator=g)
+        b = torch.randn(N, K, dtype=torch.float64, generator=g).t() if transposed else \
+            torch.randn(K, N, dtype=torch.float64, generator=g)
+    else:
+        Z, M, K, N = shape
+        a = torch.randn(Z, M, K, dtype=torch.float64, generator=g)
+        b = torch.randn(Z, K, N, dtype=torch.float64, generator=g)
+    out = tlm.mm(a, b, (16, 16, 16))
+    assert out.shape == (a @ b).shape and _rel(out, a @ b) <= 1e-14
+    with pytest.raises(ValueError, match="tiles"):
+        tlm.mm(a, b, (16, 64, 16))
+
+
 def test_block_settings_are_validated():
     with pytest.raises(ValueError, match="powers of two"):
         tlm.set_blocks(fw=(8, 16, 16))

@@ -51,7 +51,7 @@ except Exception:  # pragma: no cover - depends on the install
     triton = None
     tl = None
 
-__all__ = ["available", "supports_size", "lstm_sequence", "set_interpret", "set_blocks", "blocks"]
+__all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret", "set_blocks", "blocks"]
 
 # (BB, BH, BK): batch rows, hidden units and reduction length per program / dot. tl.dot needs
 # each >= 16. Forward grid (ceil(B/BB), H/BH, D): B 100, H 512, BB 32, BH 16 -> 128 programs,
@@ -238,16 +238,63 @@ def _lstm_bw_step(gn_ptr, wt_ptr, dh_ptr, a_ptr, c_ptr, cp_ptr, m_ptr, dc_ptr, g
     tl.store(dcp, dc * sf, mask=bm)
 
 
-def _kernels(interpret: bool) -> tuple[Any, Any]:
+def _mm(a_ptr, b_ptr, c_ptr, M, s_az, s_am, s_ak, s_bz, s_bk, s_bn, s_cz, s_cm,
+        K: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
+    # C[z] = A[z] @ B[z] for one (BM, BN) tile; any strides (a transposed B costs nothing);
+    # the recurrences' products h @ W_hh and g @ W_hh^T with the step kernels' tiling, to set
+    # against cuBLAS for these skinny shapes (benchmarks/bench_triton_lstm.py, "gemm")
+    pm = tl.program_id(0)
+    pn = tl.program_id(1)
+    z = tl.program_id(2)
+    rm = pm * BM + tl.arange(0, BM)
+    rn = pn * BN + tl.arange(0, BN)
+    rk = tl.arange(0, BK)
+    mm_ = rm[:, None] < M
+    acc = tl.full((BM, BN), 0.0, tl.float32)
+    if PREC == "f64":
+        acc = acc.to(tl.float64)
+    for k0 in range(0, K, BK):
+        a = tl.load(a_ptr + z * s_az + rm[:, None] * s_am + (k0 + rk)[None, :] * s_ak, mask=mm_, other=0.0)
+        b = tl.load(b_ptr + z * s_bz + (k0 + rk)[:, None] * s_bk + rn[None, :] * s_bn)
+        if PREC == "tf32":
+            acc += tl.dot(a, b, input_precision="tf32")
+        else:
+            acc += tl.dot(a, b, input_precision="ieee")
+    tl.store(c_ptr + z * s_cz + rm[:, None] * s_cm + rn[None, :], acc, mask=mm_)
+
+
+def _kernels(interpret: bool) -> tuple[Any, Any, Any]:
     ks = _STATE["kernels"].get(interpret)
     if ks is None:
         if interpret:
             from triton.runtime.interpreter import InterpretedFunction as wrap
         else:
             wrap = triton.jit
-        ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step))
+        ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step), wrap(_mm))
         _STATE["kernels"][interpret] = ks
     return ks
+
+
+def mm(a: Tensor, b: Tensor, tiles: tuple[int, int, int] | None = None) -> Tensor:
+    """``a @ b`` for a (M, K) or (Z, M, K) and b (K, N) or (Z, K, N), any strides, with the
+    Triton tile kernel (tiles (BM, BN, BK), default the forward step's; K and N multiples of
+    BK and BN). Not differentiable: a benchmark and building block."""
+    if triton is None:
+        raise RuntimeError("the Triton kernels need the triton package")
+    squeeze = a.dim() == 2
+    a3, b3 = (a.unsqueeze(0), b.unsqueeze(0)) if squeeze else (a, b)
+    Z, M, K = a3.shape
+    N = b3.shape[-1]
+    BM, BN, BK = tiles or _BLOCKS["fw"]
+    if b3.shape[-2] != K or N % BN or K % BK:
+        raise ValueError(f"mm: shapes {tuple(a.shape)} @ {tuple(b.shape)} do not fit tiles {(BM, BN, BK)}")
+    c = a3.new_empty((Z, M, N))
+    zb = b3.stride(0) if b3.shape[0] > 1 else 0
+    _, _, kern = _kernels(_use_interpreter(a3))
+    kern[(triton.cdiv(M, BM), N // BN, Z)](a3, b3, c, M, a3.stride(0), a3.stride(1), a3.stride(2), zb,
+                                            b3.stride(1), b3.stride(2), c.stride(0), c.stride(1), K=K, BM=BM,
+                                            BN=BN, BK=BK, PREC=_precision(a3), **_launch_opts(a3))
+    return c[0] if squeeze else c
 
 
 def _use_interpreter(x: Tensor) -> bool:
@@ -284,7 +331,7 @@ class _TritonLSTMSequence(torch.autograd.Function):
         cs = xp.new_empty((D, T + 1, B, H))
         acts = xp.new_empty((D, T, B, G))  # [s(i), tanh(j), s(f + bias), s(o)] per step
         hs[:, 0], cs[:, 0] = h0, c0
-        fw, _ = _kernels(_use_interpreter(xp))
+        fw, _, _ = _kernels(_use_interpreter(xp))
         BB, BH, BK = _BLOCKS["fw"]
         grid = (triton.cdiv(B, BB), H // BH, D)
         prec = _precision(xp)
@@ -308,7 +355,7 @@ class _TritonLSTMSequence(torch.autograd.Function):
         dc = dc_last.contiguous().clone()  # (D, B, H), carried in place
         dhs = dhs.contiguous()  # (T, D, B, H)
         d_last = (dhs[T - 1] + dh_last).contiguous()
-        _, bw = _kernels(_use_interpreter(acts))
+        _, bw, _ = _kernels(_use_interpreter(acts))
         BB, BH, BK = _BLOCKS["bw"]
         grid = (triton.cdiv(B, BB), H // BH, D)
         prec = _precision(acts)
