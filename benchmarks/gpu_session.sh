@@ -22,7 +22,8 @@
 #   MODEL=cat_vae_layer_norm DATA=gpu_data/cat.npz MINUTES=4 bash benchmarks/gpu_session.sh train
 #       a resumable training chunk: starts from checkpoints/$MODEL/last.pt when it exists, stops
 #       after $MINUTES, writes $OUT/last.pt (compact resume checkpoint, <= 12 MiB: commit it as
-#       checkpoints/$MODEL/last.pt), $OUT/metrics.csv, $OUT/best.safetensors.
+#       checkpoints/$MODEL/last.pt), $OUT/metrics.csv, $OUT/best.safetensors, $OUT/best.pt (for
+#       scripts/ship_model.py).
 # Results: $OUT/log.txt (every step's output, with its rc and time), $OUT/bench_train.json,
 # $OUT/bench_sample.json and the training files: at most 8 files come back from a call.
 #
@@ -93,6 +94,9 @@ train() {  # train MINUTES LIMIT_S
   step 60 compact $PY -m sketchrnn compact-checkpoint "$RUN/last.pt" --out "$OUT/last.pt" --max-mb "${MAX_MB:-12}"
   cp "$RUN/metrics.csv" "$OUT/metrics.csv" 2>/dev/null
   [ -f "$RUN/best.pt" ] && step 60 export $PY -m sketchrnn export "$RUN/best.pt" --out "$OUT/best.safetensors"
+  # the best checkpoint itself (compacted like last.pt): what scripts/ship_model.py takes
+  [ -f "$RUN/best.pt" ] && [ "${BEST_PT:-1}" = 1 ] && step 60 compact_best $PY -m sketchrnn compact-checkpoint "$RUN/best.pt" \
+      --out "$OUT/best.pt" --max-mb "${MAX_MB:-12}"
   # the test-split figures of the exported (float16) weights, on the GPU (seconds, not CPU-minutes)
   [ -f "$OUT/best.safetensors" ] && [ -n "${DATA:-}" ] && step 90 evaluate $PY -m sketchrnn evaluate \
       --model "$OUT/best.safetensors" --data "${DATA%% *}" --split test --device "${DEVICE:-cuda}" --json
@@ -138,6 +142,7 @@ print(','.join(map(str, best['fw_tiles'])) + ':' + ','.join(map(str, best['bw_ti
     fi
     ;;
   all)
+    BEST_PT=0  # at most 8 files come back: this mode writes 5 JSON/log files besides the chunk's
     T_END=$((SECONDS + ${SESSION_S:-575}))
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
       $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } >> "$LOG" 2>&1
