@@ -650,3 +650,18 @@ def test_eval_batch_size_changes_batching_not_the_figure(tmp_path, shapes_npz):
     assert vals[0] == pytest.approx(vals[1], rel=1e-6) and vals[0] == pytest.approx(vals[2], rel=1e-6)
     with pytest.raises(ConfigError, match="eval_batch_size"):
         apply_overrides(Config(), ["train.eval_batch_size=-1"]).validate()
+
+
+def test_validation_runs_in_full_fp32_on_cuda_only():
+    from sketchrnn.train import _full_fp32
+
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")
+        with _full_fp32(torch.device("cuda")):
+            assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.get_float32_matmul_precision() == "high"
+        with _full_fp32(torch.device("cpu")):
+            assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(old)
