@@ -143,6 +143,18 @@ def test_resume_refuses_a_different_model(tmp_path, shapes_npz):
         Trainer(tiny_cfg(shapes_npz, "model.dec_rnn_size=32"), tmp_path / "run", resume=True, progress=False)
 
 
+def _poison_losses(tr: Trainer, monkeypatch, factor: float) -> None:
+    """From now on every training loss of ``tr`` is multiplied by ``factor`` (nan / inf)."""
+    orig = tr._losses
+
+    def poisoned(*a, **k):
+        out = orig(*a, **k)
+        out["L_R"] = out["L_R"] * factor
+        return out
+
+    monkeypatch.setattr(tr, "_losses", poisoned)
+
+
 @pytest.mark.parametrize("sync", ["step", "log"])
 def test_non_finite_steps_are_skipped_then_stop(tmp_path, shapes_npz, monkeypatch, sync):
     """Non-finite steps leave the weights (and with host_sync=log, where the device skips them,
@@ -156,14 +168,7 @@ def test_non_finite_steps_are_skipped_then_stop(tmp_path, shapes_npz, monkeypatc
     good = {k: v.clone() for k, v in tr.model.state_dict().items()}
     adam = {k: {n: t.clone() for n, t in st.items()} for k, st in tr.optimizer.state_dict()["state"].items()}
     ema = [e.clone() for e in tr.ema]
-    orig = tr._losses
-
-    def poisoned(*a, **k):
-        out = orig(*a, **k)
-        out["L_R"] = out["L_R"] * float("nan")
-        return out
-
-    monkeypatch.setattr(tr, "_losses", poisoned)
+    _poison_losses(tr, monkeypatch, float("nan"))
     with pytest.raises(TrainingError, match="non-finite"):
         tr.fit()
     assert tr.bad_total == 4
@@ -620,14 +625,7 @@ def test_host_sync_log_on_cuda(tmp_path, shapes_npz, monkeypatch):
         torch.cuda.set_sync_debug_mode(0)
     b._sync()
     good = [w.clone() for w in b.model.state_dict().values()]
-    orig = b._losses
-
-    def poisoned(*x, **k):
-        out = orig(*x, **k)
-        out["L_R"] = out["L_R"] * float("inf")
-        return out
-
-    monkeypatch.setattr(b, "_losses", poisoned)
+    _poison_losses(b, monkeypatch, float("inf"))
     b.fit(num_steps=10)
     assert b.bad_total == 2 and b.step == 10
     for w, g in zip(b.model.state_dict().values(), good):

@@ -199,6 +199,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
         self._pending: list[torch.Tensor] = []  # per queued step: 1.0 if it was skipped (not yet counted)
         self._acc = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, L_R, L_KL, good steps
+        self._unit_scale = torch.ones(1, device=self.device)  # the non-finite check's (no-op) gradient scale
         if packed:
             from .data.packed import PackedBatchLoader as Loader
         else:
@@ -452,7 +453,7 @@ class Trainer:
         loss.backward()
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         found = (~torch.isfinite(loss.detach())).to(torch.float32).reshape(1)  # (1,)
-        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=found.device))
+        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, self._unit_scale)
         if cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.train.grad_clip)
         self.optimizer.found_inf = found.view(())  # type: ignore[attr-defined]

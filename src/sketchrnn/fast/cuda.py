@@ -228,7 +228,7 @@ def _capture(key: tuple, flat: list[Tensor], rebuild: Callable, pw: dict | None,
     for name, fns in attempts:
         def recurrence(*args: Tensor, _fns: Any = fns) -> tuple[Tensor, ...]:
             seq, xp, st, m = rebuild(args)
-            if _fns == "triton":
+            if isinstance(_fns, str):  # "triton"
                 hs, fin = _run_triton(seq, xp, st, m)
             else:
                 hs, fin = run_sequence(seq, xp, st, m, pointwise=_fns)
