@@ -2,7 +2,7 @@
 Triton step kernels (sketchrnn.fast.triton_lstm) at several tile sizes.
 
 For each shape (decoder LSTM 512, the encoder's two LSTM 256 directions, T 250 and the
-decoder-only cat recipe's T 130; B 100) it
+decoder-only cat recipe's T 130 at its batch of 1000; B 100 otherwise) it
 
 1. checks each tile setting against the float64 reference on the CPU (outputs and every input
    gradient, relative norm error; float32 must stay within 1e-5, TF32 is reported);
@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
-SHAPES = {"dec512": (1, 100, 512, 250), "enc256x2": (2, 100, 256, 250), "dec512_T130": (1, 100, 512, 130)}
+# (directions, batch, units, steps); dec512_T130_B1000: the decoder-only cat recipe's late phase
+SHAPES = {"dec512": (1, 100, 512, 250), "enc256x2": (2, 100, 256, 250), "dec512_T130_B1000": (1, 1000, 512, 130)}
 # (forward tiles, backward tiles, warps per program)
 TILES = [((32, 16, 32), (32, 16, 64), 4), ((32, 16, 32), (32, 16, 64), 8), ((16, 16, 64), (16, 16, 64), 4),
          ((64, 16, 32), (64, 16, 64), 4), ((64, 16, 32), (64, 16, 64), 8), ((32, 32, 32), (32, 32, 64), 4),
@@ -53,16 +54,17 @@ def inputs(D: int, B: int, H: int, T: int, device: str, dtype: torch.dtype, seed
     return [t.to(**to).requires_grad_() for t in (xp, w, c0, h0)], m.to(**to), dh.to(**to)
 
 
-def reference(D, B, H, T):
-    """float64 outputs and input gradients of the project's hand-differentiated LSTM (CPU)."""
+def reference(D, B, H, T, device: str = "cpu"):
+    """float64 outputs and input gradients of the project's hand-differentiated LSTM (on the
+    bench's device: float64 products are IEEE there too, and B 1000 on one CPU thread takes ~1 min)."""
     from sketchrnn.fast import decoder as fd
 
-    ins, m, dh = inputs(D, B, H, T, "cpu", torch.float64)
+    ins, m, dh = inputs(D, B, H, T, device, torch.float64)
     xp, w, c0, h0 = ins
     hs = torch.stack([fd._LSTMSequence.apply(xp[:, d], None, None, w[d], c0[d], h0[d], m[:, d], 1.0)[0]
                       for d in range(D)], 1)
     (hs * dh).sum().backward()
-    return hs.detach(), [t.grad for t in ins]
+    return hs.detach().cpu(), [t.grad.cpu() for t in ins]
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -204,7 +206,7 @@ def main() -> None:
     print(f"{'shape':>12} | {'variant':>12} | {'fw tiles':>13} | {'bw tiles':>13} | {'w':>2} | {'ms/rec':>8} | "
           f"{'us/step':>8} | {'vs comp':>7} | {'out err':>8} | {'grad err':>8}", flush=True)
     for name, (D, B, H, T) in shapes.items():
-        ref_hs, ref_g = reference(D, B, H, T)
+        ref_hs, ref_g = reference(D, B, H, T, args.device)
         variants = [("compiled", None, False)] if args.device == "cuda" else []
         variants += [("triton", t, False) for t in tiles]
         if args.device == "cuda":

@@ -107,6 +107,8 @@ case "${1:-}" in
     checks 170 200 70 80
     ;;
   train)
+    # after `triton` on the same warm machine: its choice of the Triton steps and tiles
+    [ -f runs/triton_env ] && [ -z "${SKETCHRNN_TRITON:-}" ] && . runs/triton_env && cat runs/triton_env >> "$LOG"
     MINUTES=${MINUTES:-4}
     train "$MINUTES" "$(python3 -c "print(int(float('$MINUTES') * 60) + 120)")"
     ;;
@@ -127,7 +129,7 @@ case "${1:-}" in
       # the fastest exact tile setting for the decoder at T 130, if it beats the compiled path by 5 %
       TILES=$($PY -c "
 import json
-rows = [r for r in json.load(open('$OUT/bench_triton_lstm.json'))['rows'] if r['shape'] == 'dec512_T130'
+rows = [r for r in json.load(open('$OUT/bench_triton_lstm.json'))['rows'] if r['shape'] == 'dec512_T130_B1000'
         and r['variant'] == 'triton' and r.get('speedup_vs_compiled', 0) > 1.05 and r['grad_rel_err'] <= 1e-5]
 best = max(rows, key=lambda r: r['speedup_vs_compiled'], default=None)
 print(','.join(map(str, best['fw_tiles'])) + ':' + ','.join(map(str, best['bw_tiles'])) + ':' + str(best['warps']) if best else '')
@@ -136,6 +138,8 @@ print(','.join(map(str, best['fw_tiles'])) + ':' + ','.join(map(str, best['bw_ti
         export SKETCHRNN_TRITON=1 SKETCHRNN_TRITON_TILES="$TILES"
       fi
       echo "training chunk: SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} tiles ${TILES:-none} (tests ok: $TESTS_OK)" | tee -a "$LOG"
+      # the same choice for a follow-up `train` call on the still-warm machine (runs/ stays there)
+      mkdir -p runs && echo "export SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} SKETCHRNN_TRITON_TILES='${TILES}'" > runs/triton_env
       train "$(python3 -c "print(round(($LEFT - 50) / 60, 2))")" "$LEFT"
     else
       echo "no training chunk: ${LEFT} s left (MODEL=${MODEL:-unset})" | tee -a "$LOG"
