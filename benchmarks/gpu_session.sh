@@ -120,7 +120,10 @@ case "${1:-}" in
     step 150 gpu_tests_triton $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py
     step 120 gpu_tests_train $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_train.py
     TESTS_OK=$(grep -q "^===== gpu_tests_triton: rc=0 " "$LOG" && echo 1 || echo 0)
-    step 210 bench_triton $PY benchmarks/bench_triton_lstm.py --json-out "$OUT/bench_triton_lstm.json"
+    # the chunk's shape first (rows are saved as they come; the first H200 run spent its 210 s on the
+    # two B-100 shapes, ~10 s per tile setting)
+    step 240 bench_triton $PY benchmarks/bench_triton_lstm.py --shapes dec512_T130_B1000,dec512,enc256x2 \
+      --json-out "$OUT/bench_triton_lstm.json"
     step 200 bench_train_triton $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm,layer_norm \
       --variants reference,fast,fast+triton,fast+triton+tf32,fast+tf32 --steps 10 --ref-steps 2 --budget-s 150 \
       --json-out "$OUT/bench_train.json"
