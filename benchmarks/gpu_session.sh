@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All GPU work of one session (15 device-minutes in all, start-up included).
 #
-# The machine goes back 30 s after a call returns, so a session does everything in ONE call:
+# The machine goes back 30 s after a call returns: a session makes one call, or two issued back to
+# back (checks, then `train` on the still-warm machine: no second start-up):
 #   MODEL=cat_vae_layer_norm DATA=gpu_data/cat.npz bash benchmarks/gpu_session.sh all
 #       what the first H100 session (2026-11-26) left open, most wanted first: GPU tests,
 #       torchrun == plain with the fast path under DDP, GPU numerics of the fast paths vs the
@@ -9,13 +10,14 @@
 #       kernel profile of the fast LSTM step (~6-8 min), then a training chunk of
 #       configs/$MODEL.json for whatever is left of
 #       SESSION_S (default 575 s) — give run() timeout_s = SESSION_S + 25.
-#   MODEL=cat_uncond DATA=gpu_data/cat.sketches.xz bash benchmarks/gpu_session.sh triton
-#       the fused Triton LSTM steps (2026-11-26, never run on a GPU yet), most wanted first:
+#   SESSION_S=330 bash benchmarks/gpu_session.sh triton
+#       the fused Triton LSTM steps (first measured on an H200, 2026-11-26), most wanted first:
 #       their gpu tests (compiled kernels == float64 reference, graph-captured training forward
-#       == eager), the recurrence benchmark over tile sizes (bench_triton_lstm.py), the
-#       training step fast vs fast+triton (LSTM, LayerNorm; numerics too) (~5 min), then a
-#       training chunk for what is left of SESSION_S (default 575 s), with the Triton steps
-#       when their tests passed (TRITON_TRAIN=0 keeps them off).
+#       == eager), the recurrence benchmark over tile sizes at the cat chunk's shape (B 1000,
+#       T 130), the choice of tiles for training (written to runs/triton_env, which a following
+#       `train` call on the warm machine reads), the LSTM training step fast vs fast+triton,
+#       a profile at B 1000, the B-100 tile benchmark; with MODEL set, a training chunk for
+#       whatever is left of SESSION_S (default 575 s). TRITON_TRAIN=0 keeps the kernels off.
 #   bash benchmarks/gpu_session.sh checks
 #       ~8 min: GPU tests, training-step benchmark (every variant, numerics), batched sampling
 #       on GPU and CPU, the single-GPU torchrun == plain check.
@@ -113,6 +115,9 @@ case "${1:-}" in
     train "$MINUTES" "$(python3 -c "print(int(float('$MINUTES') * 60) + 120)")"
     ;;
   triton)
+    # checks first, then (MODEL set, time left) a chunk; better: SESSION_S=330 without MODEL, then a
+    # second call `MINUTES=... gpu_session.sh train` at once on the still-warm machine (2026-11-26:
+    # the checks took ~7 minutes and left no time for a chunk in the same call)
     T_END=$((SECONDS + ${SESSION_S:-575}))
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
       $PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
@@ -120,29 +125,35 @@ case "${1:-}" in
     step 150 gpu_tests_triton $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py
     step 120 gpu_tests_train $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_train.py
     TESTS_OK=$(grep -q "^===== gpu_tests_triton: rc=0 " "$LOG" && echo 1 || echo 0)
-    # the chunk's shape first (rows are saved as they come; the first H200 run spent its 210 s on the
-    # two B-100 shapes, ~10 s per tile setting)
-    step 240 bench_triton $PY benchmarks/bench_triton_lstm.py --shapes dec512_T130_B1000,dec512,enc256x2 \
+    # the chunk's shape first (rows are saved as they come; ~10 s per tile setting)
+    step 150 bench_triton_b1000 $PY benchmarks/bench_triton_lstm.py --shapes dec512_T130_B1000 --no-gemm \
       --json-out "$OUT/bench_triton_lstm.json"
-    step 200 bench_train_triton $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm,layer_norm \
-      --variants reference,fast,fast+triton,fast+triton+tf32,fast+tf32 --steps 10 --ref-steps 2 --budget-s 150 \
-      --json-out "$OUT/bench_train.json"
-    LEFT=$((T_END - SECONDS - 75))
-    if [ -n "${MODEL:-}" ] && [ "$LEFT" -ge 90 ]; then
-      # the fastest exact tile setting for the decoder at T 130, if it beats the compiled path by 5 %
-      TILES=$($PY -c "
+    # the fastest exact tile setting at the chunk's shape, if the Triton steps beat the compiled path
+    # by 5 % at the precision the recipe trains in (TF32: matmul_precision "high")
+    TILES=$($PY -c "
 import json
-rows = [r for r in json.load(open('$OUT/bench_triton_lstm.json'))['rows'] if r['shape'] == 'dec512_T130_B1000'
-        and r['variant'] == 'triton' and r.get('speedup_vs_compiled', 0) > 1.05 and r['grad_rel_err'] <= 1e-5]
-best = max(rows, key=lambda r: r['speedup_vs_compiled'], default=None)
+rows = json.load(open('$OUT/bench_triton_lstm.json'))['rows']
+tf = [r for r in rows if r['variant'] == 'triton+tf32' and r.get('speedup_vs_compiled', 0) > 1.05]
+ok = [r for r in rows if r['variant'] == 'triton' and r.get('grad_rel_err', 1) <= 1e-5]
+best = tf[0] if tf and ok else None
 print(','.join(map(str, best['fw_tiles'])) + ':' + ','.join(map(str, best['bw_tiles'])) + ':' + str(best['warps']) if best else '')
 " 2>/dev/null)
-      if [ "$TESTS_OK" = 1 ] && [ -n "$TILES" ] && [ "${TRITON_TRAIN:-1}" = 1 ]; then
-        export SKETCHRNN_TRITON=1 SKETCHRNN_TRITON_TILES="$TILES"
-      fi
-      echo "training chunk: SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} tiles ${TILES:-none} (tests ok: $TESTS_OK)" | tee -a "$LOG"
-      # the same choice for a follow-up `train` call on the still-warm machine (runs/ stays there)
-      mkdir -p runs && echo "export SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} SKETCHRNN_TRITON_TILES='${TILES}'" > runs/triton_env
+    if [ "$TESTS_OK" = 1 ] && [ -n "$TILES" ] && [ "${TRITON_TRAIN:-1}" = 1 ]; then
+      export SKETCHRNN_TRITON=1 SKETCHRNN_TRITON_TILES="$TILES"
+    fi
+    echo "training with SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} tiles ${TILES:-none} (tests ok: $TESTS_OK)" | tee -a "$LOG"
+    # the same choice for a follow-up `train` call on the still-warm machine (runs/ stays there)
+    mkdir -p runs && echo "export SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} SKETCHRNN_TRITON_TILES='${TILES}'" > runs/triton_env
+    step 120 bench_train_triton $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm \
+      --variants reference,fast,fast+triton,fast+triton+tf32,fast+tf32 --steps 10 --ref-steps 2 --budget-s 90 \
+      --json-out "$OUT/bench_train.json"
+    # where the chunk's step goes (VAE LSTM at the chunk's batch and length; ~1 minute)
+    [ $((T_END - SECONDS)) -ge 150 ] && step 90 profile_b1000 $PY benchmarks/profile_gpu.py --cell lstm --batch 1000 \
+      --seq-len 130 --json-out "$OUT/profile_b1000.json"
+    [ $((T_END - SECONDS)) -ge 150 ] && step $((T_END - SECONDS - 20)) bench_triton_b100 $PY benchmarks/bench_triton_lstm.py \
+      --shapes dec512,enc256x2 --json-out "$OUT/bench_triton_lstm_b100.json"
+    LEFT=$((T_END - SECONDS - 75))
+    if [ -n "${MODEL:-}" ] && [ "$LEFT" -ge 90 ]; then
       train "$(python3 -c "print(round(($LEFT - 50) / 60, 2))")" "$LEFT"
     else
       echo "no training chunk: ${LEFT} s left (MODEL=${MODEL:-unset})" | tee -a "$LOG"
