@@ -49,11 +49,12 @@ import torch  # noqa: E402
 
 CELLS = ("lstm", "layer_norm", "hyper")
 VARIANTS = ("reference", "fast-eager", "fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16",
-            "fast+triton", "fast+triton+tf32")
+            "fast+triton", "fast+triton+tf32", "fast+triton3x")
 CUDA_ONLY = {"fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16", "fast+triton",
-             "fast+triton+tf32"}
+             "fast+triton+tf32", "fast+triton3x"}
 # fast+triton: plain-LSTM recurrences (encoders, LSTM decoder) on the fused Triton step kernels
-# (sketchrnn.fast.triton_lstm), other cells as "fast"
+# (sketchrnn.fast.triton_lstm), other cells as "fast"; fast+triton3x: the same with the kernels'
+# float32 products as three TF32 tensor-core products (triton_lstm.set_fp32_products("tf32x3"))
 # fast-nolb: "fast" without the launch-bound layout (sketchrnn.fast.decoder.set_launch_bound), as
 # the fast path was before 2026-11-26 (per-step parameter gradients, separate HyperLSTM products)
 # H100 SXM dense peaks (NVIDIA datasheet), for the FLOP floor
@@ -118,9 +119,14 @@ def configure_fast(variant: str) -> None:
 
     fdec.set_cuda_acceleration(variant != "fast-eager")
     fdec.set_launch_bound(False if variant == "fast-nolb" else "auto")
-    full = ("fast", "fast-nolb", "fast+tf32", "fast+bf16", "fast+triton", "fast+triton+tf32")
+    full = ("fast", "fast-nolb", "fast+tf32", "fast+bf16", "fast+triton", "fast+triton+tf32", "fast+triton3x")
     fcuda.configure(compile=variant in ("fast-compile",) + full, graphs=variant in ("fast-graph",) + full,
                     triton="triton" in variant)
+    if "triton" in variant:
+        from sketchrnn.fast import triton_lstm
+
+        if triton_lstm.available():
+            triton_lstm.set_fp32_products("tf32x3" if variant == "fast+triton3x" else "ieee")
 
 
 def losses_fn(variant: str) -> Callable:

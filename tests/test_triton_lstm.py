@@ -289,3 +289,32 @@ def test_tiles_from_the_environment(monkeypatch):
             tlm._tiles_from_env()
     finally:
         tlm.set_blocks(**saved)
+
+
+def test_fp32_products_setting(small_tiles, monkeypatch):
+    """``set_fp32_products("tf32x3")`` reaches the kernels (the interpreter multiplies in full
+    float32 whatever the mode, so here: the same figures; on CUDA the gpu test below holds it to
+    1e-5) and the setting is validated; the environment variable sets it at import."""
+    assert tlm._precision(torch.zeros(1)) == "ieee" and tlm._precision(torch.zeros(1, dtype=torch.float64)) == "f64"
+    try:
+        tlm.set_fp32_products("tf32x3")
+        assert tlm._precision(torch.zeros(1)) == "tf32x3"
+        _check(torch.float32, 1, 20, 32, 4, True, 1.0, 1e-5)
+        with pytest.raises(ValueError, match="tf32x3"):
+            tlm.set_fp32_products("bf16")
+    finally:
+        tlm.set_fp32_products("ieee")
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("D,B,H,T", [(1, 100, 512, 12), (2, 100, 256, 12)])
+def test_tf32x3_products_on_cuda(D, B, H, T):
+    """Three TF32 products per product keep float32's 1e-5 of float64 (paper sizes)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tlm.set_interpret(None)
+    try:
+        tlm.set_fp32_products("tf32x3")
+        _check(torch.float32, D, B, H, T, True, 1.0, 1e-5, device="cuda")
+    finally:
+        tlm.set_fp32_products("ieee")

@@ -146,6 +146,10 @@ def _autocast_state() -> tuple[bool, str]:
 def _key(tag: str, seq: Any, flat: list[Tensor], masks: Tensor | None) -> tuple:
     """A captured graph is valid only for the same structure, shapes, dtypes and precision flags."""
     prec = (torch.backends.cuda.matmul.allow_tf32, *_autocast_state())
+    if _CFG["triton"]:  # the kernels' tiles and float32 product mode are baked into a capture
+        from . import triton_lstm
+
+        prec += (repr(triton_lstm.blocks()), triton_lstm._STATE["fp32_dot"])
     return (tag, seq.kind, seq.forget_bias, seq.hyper_forget_bias, masks is not None, prec,
             tuple((tuple(t.shape), t.dtype, t.requires_grad, str(t.device)) for t in flat))
 

@@ -25,7 +25,8 @@ Internal buffers are direction-major, (D, T, B, .), so that the weight gradient 
 direction is a product over contiguous (T*B, .) rows.
 
 Exact in float32 up to summation order (``tl.dot`` with ``input_precision="ieee"``; TF32 only
-where ``torch.backends.cuda.matmul.allow_tf32`` is set, as for cuBLAS). tanh and the sigmoid
+where ``torch.backends.cuda.matmul.allow_tf32`` is set, as for cuBLAS; or three TF32 products per
+product, float32-level error on the tensor cores: :func:`set_fp32_products`). tanh and the sigmoid
 are written out with ``exp`` (``triton.language`` has no tanh, the CUDA libdevice one does not
 run in Triton's interpreter, and ``tl.sigmoid`` is a jit function that the interpreter runs only
 when TRITON_INTERPRET was set before triton was imported): absolute error ~1e-7 in float32. The same kernels run on a CPU under Triton's
@@ -59,7 +60,8 @@ __all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret",
 # the fastest exact setting of benchmarks/bench_triton_lstm.py on an H200 (2026-11-26) for both
 # the decoder LSTM 512 and the encoder's two LSTM 256 at B 100 (1.14x / 1.84x the compiled path)
 _BLOCKS: dict[str, tuple[int, int, int]] = {"fw": (16, 32, 64), "bw": (16, 32, 128)}
-_STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4}  # warps per program
+_STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4,  # warps per program
+                          "fp32_dot": "ieee"}  # float32 products without TF32: set_fp32_products
 
 
 def available() -> bool:
@@ -152,6 +154,11 @@ def _lstm_fw_step(xp_ptr, w_ptr, hp_ptr, cp_ptr, m_ptr, a_ptr, c_ptr, h_ptr,
             acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32")
             acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32")
             acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32")
+        elif PREC == "tf32x3":
+            acc_i += tl.dot(hk, tl.load(wk), input_precision="tf32x3")
+            acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32x3")
+            acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32x3")
+            acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32x3")
         else:
             acc_i += tl.dot(hk, tl.load(wk), input_precision="ieee")
             acc_j += tl.dot(hk, tl.load(wk + H), input_precision="ieee")
@@ -211,6 +218,8 @@ def _lstm_bw_step(gn_ptr, wt_ptr, dh_ptr, a_ptr, c_ptr, cp_ptr, m_ptr, dc_ptr, g
             wk = tl.load(wp + (n0 + rk)[:, None] * H)  # (BK, BH) = W_hh[j, n]^T
             if PREC == "tf32":
                 acc += tl.dot(gk, wk, input_precision="tf32")
+            elif PREC == "tf32x3":
+                acc += tl.dot(gk, wk, input_precision="tf32x3")
             else:
                 acc += tl.dot(gk, wk, input_precision="ieee")
         dh = dh + acc
@@ -260,6 +269,8 @@ def _mm(a_ptr, b_ptr, c_ptr, M, s_az, s_am, s_ak, s_bz, s_bk, s_bn, s_cz, s_cm,
         b = tl.load(b_ptr + z * s_bz + (k0 + rk)[:, None] * s_bk + rn[None, :] * s_bn)
         if PREC == "tf32":
             acc += tl.dot(a, b, input_precision="tf32")
+        elif PREC == "tf32x3":
+            acc += tl.dot(a, b, input_precision="tf32x3")
         else:
             acc += tl.dot(a, b, input_precision="ieee")
     tl.store(c_ptr + z * s_cz + rm[:, None] * s_cm + rn[None, :], acc, mask=mm_)
@@ -313,7 +324,17 @@ def _precision(x: Tensor) -> str:
         return "f64"
     if x.dtype != torch.float32:
         raise TypeError(f"triton LSTM kernels take float32 or float64 tensors, not {x.dtype}")
-    return "tf32" if (x.is_cuda and torch.backends.cuda.matmul.allow_tf32) else "ieee"
+    return "tf32" if (x.is_cuda and torch.backends.cuda.matmul.allow_tf32) else _STATE["fp32_dot"]
+
+
+def set_fp32_products(mode: str) -> None:
+    """How the kernels multiply float32 where TF32 is not allowed: "ieee" (default: FMA
+    products, exact up to summation order) or "tf32x3" (three TF32 tensor-core products per
+    product, hi*hi + hi*lo + lo*hi: float32-level error, ~1e-7 relative, on the tensor cores);
+    also ``SKETCHRNN_TRITON_FP32="tf32x3"`` at import."""
+    if mode not in ("ieee", "tf32x3"):
+        raise ValueError(f"fp32 products must be 'ieee' or 'tf32x3', got {mode!r}")
+    _STATE["fp32_dot"] = mode
 
 
 # ----------------------------------------------------------------------------- autograd
@@ -385,3 +406,5 @@ def lstm_sequence(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor |
 
 
 _tiles_from_env()
+if os.environ.get("SKETCHRNN_TRITON_FP32", "").strip():
+    set_fp32_products(os.environ["SKETCHRNN_TRITON_FP32"].strip())
