@@ -55,8 +55,8 @@ except Exception:  # pragma: no cover - depends on the install
 __all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret", "set_blocks", "blocks"]
 
 # (BB, BH, BK): batch rows, hidden units and reduction length per program / dot. tl.dot needs
-# each >= 16. Forward grid (ceil(B/BB), H/BH, D): B 100, H 512, BB 32, BH 16 -> 128 programs,
-# about one per H100 SM; the benchmark sweeps these (benchmarks/bench_triton_lstm.py).
+# each >= 16. Forward grid (ceil(B/BB), H/BH, D): B 100, H 512, BB 16, BH 32 -> 7 x 16 = 112
+# programs, about one per SM (132 on an H100 / H200); the benchmark sweeps these (benchmarks/bench_triton_lstm.py).
 # the fastest exact setting of benchmarks/bench_triton_lstm.py on an H200 (2026-11-26) for both
 # the decoder LSTM 512 and the encoder's two LSTM 256 at B 100 (1.14x / 1.84x the compiled path)
 _BLOCKS: dict[str, tuple[int, int, int]] = {"fw": (16, 32, 64), "bw": (16, 32, 128)}
