@@ -318,3 +318,17 @@ def test_tf32x3_products_on_cuda(D, B, H, T):
         _check(torch.float32, D, B, H, T, True, 1.0, 1e-5, device="cuda")
     finally:
         tlm.set_fp32_products("ieee")
+
+
+def test_no_grad_forward_matches(small_tiles):
+    """Without gradients (validation) the forward keeps one step's activations as scratch:
+    the same outputs and final state as the training forward, for both directions."""
+    ins, m = _inputs(2, 20, 32, 5, True)
+    f = [t.float() for t in ins]
+    with torch.no_grad():
+        hs0, (c0, h0) = tlm.lstm_sequence(*f, m.float(), 1.0)
+    A = [t.clone().requires_grad_() for t in f]
+    hs1, (c1, h1) = tlm.lstm_sequence(*A, m.float(), 1.0)
+    assert hs1.requires_grad and not hs0.requires_grad
+    for a, b in ((hs0, hs1), (c0, c1), (h0, h1)):
+        assert torch.equal(a, b.detach())

@@ -338,6 +338,30 @@ def set_fp32_products(mode: str) -> None:
 
 
 # ----------------------------------------------------------------------------- autograd
+def _forward(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None, forget_bias: float,
+             keep: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """The forward launches over T steps (xp, w, masks contiguous). ``keep``: every step's gate
+    activations for the backward; otherwise (no gradient wanted, e.g. validation) one step's
+    as scratch, so that a batch of 1000 at T 130 does not hold the 1 GB the backward needs."""
+    T, D, B, G = xp.shape
+    H = G // 4
+    hs = xp.new_empty((D, T + 1, B, H))  # hs[:, t + 1] = h_t
+    cs = xp.new_empty((D, T + 1, B, H))
+    acts = xp.new_empty((D, T if keep else 1, B, G))  # [s(i), tanh(j), s(f + bias), s(o)] per step
+    hs[:, 0], cs[:, 0] = h0, c0
+    fw, _, _ = _kernels(_use_interpreter(xp))
+    BB, BH, BK = _BLOCKS["fw"]
+    grid = (triton.cdiv(B, BB), H // BH, D)
+    prec = _precision(xp)
+    s_x, s_h, s_a = B * G, (T + 1) * B * H, acts.shape[1] * B * G
+    s_m = B * H
+    for t in range(T):
+        fw[grid](xp[t], w, hs[:, t], cs[:, t], masks[t] if masks is not None else xp[t], acts[:, t if keep else 0],
+                 cs[:, t + 1], hs[:, t + 1], B, float(forget_bias), s_x, s_h, s_m, s_a, H=H,
+                 HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec, **_launch_opts(xp))
+    return hs, cs, acts
+
+
 class _TritonLSTMSequence(torch.autograd.Function):
     """D LSTM cells' recurrences (same T, B, H) as one autograd node; see the module docstring.
     Inputs: xp (T, D, B, 4H), w (D, H, 4H), c0 / h0 (D, B, H), masks (T, D, B, H) or None.
@@ -346,25 +370,11 @@ class _TritonLSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None,
                 forget_bias: float) -> tuple[Tensor, Tensor, Tensor]:
-        T, D, B, G = xp.shape
-        H = G // 4
         xp, w = xp.contiguous(), w.contiguous()
         masks = masks.contiguous() if masks is not None else None
-        hs = xp.new_empty((D, T + 1, B, H))  # hs[:, t + 1] = h_t
-        cs = xp.new_empty((D, T + 1, B, H))
-        acts = xp.new_empty((D, T, B, G))  # [s(i), tanh(j), s(f + bias), s(o)] per step
-        hs[:, 0], cs[:, 0] = h0, c0
-        fw, _, _ = _kernels(_use_interpreter(xp))
-        BB, BH, BK = _BLOCKS["fw"]
-        grid = (triton.cdiv(B, BB), H // BH, D)
-        prec = _precision(xp)
-        s_x, s_h, s_a = B * G, (T + 1) * B * H, T * B * G
-        s_m = B * H
-        for t in range(T):
-            fw[grid](xp[t], w, hs[:, t], cs[:, t], masks[t] if masks is not None else xp[t], acts[:, t],
-                     cs[:, t + 1], hs[:, t + 1], B, float(forget_bias), s_x, s_h, s_m, s_a, H=H,
-                     HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec, **_launch_opts(xp))
+        hs, cs, acts = _forward(xp, w, c0, h0, masks, forget_bias, keep=True)
         ctx.save_for_backward(w, masks, hs, cs, acts)
+        T = xp.shape[0]
         return hs[:, 1:].transpose(0, 1), cs[:, T].clone(), hs[:, T].clone()
 
     @staticmethod
@@ -401,6 +411,11 @@ def lstm_sequence(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor |
     (D, B, H), masks (T, D, B, H) or None -> hs (T, D, B, H), (c_T, h_T)."""
     if triton is None:
         raise RuntimeError("the Triton LSTM kernels need the triton package")
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (xp, w, c0, h0))):
+        T = xp.shape[0]
+        hs_, cs, _ = _forward(xp.contiguous(), w.contiguous(), c0, h0,
+                              masks.contiguous() if masks is not None else None, forget_bias, keep=False)
+        return hs_[:, 1:].transpose(0, 1), (cs[:, T], hs_[:, T])
     hs, c, h = _TritonLSTMSequence.apply(xp, w, c0, h0, masks, forget_bias)
     return hs, (c, h)
 
