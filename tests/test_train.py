@@ -617,6 +617,8 @@ def test_host_sync_log_on_cuda(tmp_path, shapes_npz, monkeypatch):
     assert not a._deferred and b._deferred
     for v, w in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         assert torch.allclose(v, w, rtol=1e-4, atol=1e-6)
+    for e, f in zip(a.ema, b.ema):  # the weight average, updated on the device in "log" mode
+        assert torch.allclose(e, f, rtol=1e-4, atol=1e-6)
     # once captured and warm, a queued step never waits for the device
     it = iter(b.loader)
     torch.cuda.set_sync_debug_mode("error")
