@@ -128,22 +128,31 @@ case "${1:-}" in
     # the chunk's shape first (rows are saved as they come; ~10 s per tile setting)
     step 150 bench_triton_b1000 $PY benchmarks/bench_triton_lstm.py --shapes dec512_T130_B1000 --no-gemm \
       --json-out "$OUT/bench_triton_lstm.json"
-    # the fastest exact tile setting at the chunk's shape, if the Triton steps beat the compiled path
-    # by 5 % at the precision the recipe trains in (TF32: matmul_precision "high")
-    TILES=$($PY -c "
+    # the fastest tile setting at the chunk's shape, if the Triton steps beat the compiled path by 5 %
+    # at the precision the chunk trains in: CHUNK_PRECISION=highest (float32: the ieee rows or the
+    # tf32x3 row against compiled float32; default) or high (the TF32 rows against compiled+TF32)
+    read -r TILES FP32MODE < <($PY -c "
 import json
 rows = json.load(open('$OUT/bench_triton_lstm.json'))['rows']
-tf = [r for r in rows if r['variant'] == 'triton+tf32' and r.get('speedup_vs_compiled', 0) > 1.05]
-ok = [r for r in rows if r['variant'] == 'triton' and r.get('grad_rel_err', 1) <= 1e-5]
-best = tf[0] if tf and ok else None
-print(','.join(map(str, best['fw_tiles'])) + ':' + ','.join(map(str, best['bw_tiles'])) + ':' + str(best['warps']) if best else '')
+exact = [r for r in rows if r['variant'] in ('triton', 'triton-tf32x3') and r.get('grad_rel_err', 1) <= 1e-5]
+if '${CHUNK_PRECISION:-highest}' == 'high':
+    cand = [r for r in rows if r['variant'] == 'triton+tf32'] if exact else []
+else:
+    cand = exact
+cand = [r for r in cand if r.get('speedup_vs_compiled', 0) > 1.05]
+best = max(cand, key=lambda r: r['speedup_vs_compiled'], default=None)
+if best:
+    print(','.join(map(str, best['fw_tiles'])) + ':' + ','.join(map(str, best['bw_tiles'])) + ':' + str(best['warps']),
+          'tf32x3' if best['variant'] == 'triton-tf32x3' else 'ieee')
 " 2>/dev/null)
-    if [ "$TESTS_OK" = 1 ] && [ -n "$TILES" ] && [ "${TRITON_TRAIN:-1}" = 1 ]; then
-      export SKETCHRNN_TRITON=1 SKETCHRNN_TRITON_TILES="$TILES"
+    if [ "$TESTS_OK" = 1 ] && [ -n "${TILES:-}" ] && [ "${TRITON_TRAIN:-1}" = 1 ]; then
+      export SKETCHRNN_TRITON=1 SKETCHRNN_TRITON_TILES="$TILES" SKETCHRNN_TRITON_FP32="${FP32MODE:-ieee}"
     fi
-    echo "training with SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} tiles ${TILES:-none} (tests ok: $TESTS_OK)" | tee -a "$LOG"
+    echo "training (${CHUNK_PRECISION:-highest}) with SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} tiles ${TILES:-none}" \
+      "fp32 products ${SKETCHRNN_TRITON_FP32:-ieee} (tests ok: $TESTS_OK)" | tee -a "$LOG"
     # the same choice for a follow-up `train` call on the still-warm machine (runs/ stays there)
-    mkdir -p runs && echo "export SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} SKETCHRNN_TRITON_TILES='${TILES}'" > runs/triton_env
+    mkdir -p runs && echo "export SKETCHRNN_TRITON=${SKETCHRNN_TRITON:-0} SKETCHRNN_TRITON_TILES='${TILES:-}'" \
+      "SKETCHRNN_TRITON_FP32=${SKETCHRNN_TRITON_FP32:-ieee}" > runs/triton_env
     step 120 bench_train_triton $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm \
       --variants reference,fast,fast+triton,fast+triton3x,fast+triton+tf32,fast+tf32 --steps 10 --ref-steps 2 --budget-s 100 \
       --json-out "$OUT/bench_train.json"

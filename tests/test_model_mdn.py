@@ -159,3 +159,76 @@ def test_sample_step_rejects_bad_temperature_and_mode():
         sample_step(p, temperature=1.0, temperature_mode="bogus")
     dx, dy, pen = sample_step(p, temperature=0.0, greedy=True)  # greedy ignores temperature
     assert dx.shape == (1,) and pen.shape == (1, 3)
+
+
+# ----------------------------------------------------------------------------- float32 head
+def test_float32_head_is_linear_in_float32():
+    """In float32 without reduced-precision settings the head is nn.Linear exactly: same
+    outputs and gradients (state dict keys unchanged, so checkpoints load as before)."""
+    from sketchrnn.model.decoder import Float32Head
+
+    torch.manual_seed(0)
+    head, lin = Float32Head(16, 7), torch.nn.Linear(16, 7)
+    lin.load_state_dict(head.state_dict())
+    assert list(head.state_dict()) == ["weight", "bias"]
+    x = torch.randn(3, 5, 16, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    g = torch.randn(3, 5, 7)
+    (head(x) * g).sum().backward()
+    (lin(x2) * g).sum().backward()
+    assert torch.equal(x.grad, x2.grad)
+    assert torch.equal(head.weight.grad, lin.weight.grad) and torch.equal(head.bias.grad, lin.bias.grad)
+
+
+def test_float32_head_under_autocast_stays_float32():
+    """Under bf16 autocast (train.matmul_precision medium) the head multiplies in float32:
+    output float32 and equal to the float32 product of the (bf16) input; its gradients match
+    float32 ones and come back in the input's dtype. nn.Linear would give bf16 here."""
+    from sketchrnn.model.decoder import Float32Head
+
+    torch.manual_seed(1)
+    head = Float32Head(32, 9)
+    x = torch.randn(4, 32).bfloat16().requires_grad_()
+    g = torch.randn(4, 9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = head(x)
+        assert torch.nn.Linear(32, 9)(x.float()).dtype == torch.bfloat16  # what the head avoids
+    assert y.dtype == torch.float32
+    xf = x.detach().float().requires_grad_()
+    ref = torch.nn.functional.linear(xf, head.weight, head.bias)
+    assert torch.equal(y, ref)
+    (y * g).sum().backward()
+    w_grad = head.weight.grad.clone()
+    head.weight.grad = None
+    (ref * g).sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and torch.allclose(x.grad.float(), xf.grad, rtol=1e-2, atol=1e-2)
+    assert torch.allclose(w_grad, head.weight.grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_float32_head_ignores_tf32_on_cuda():
+    """With TF32 allowed (matmul_precision high) the head's output and gradients are the
+    float32 ones, and the process-wide setting is back afterwards."""
+    from sketchrnn.model.decoder import Float32Head
+
+    torch.manual_seed(2)
+    head = Float32Head(512, 123).cuda()
+    x = torch.randn(4096, 512, device="cuda", requires_grad=True)
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        ref = head(x)
+        gr = torch.autograd.grad(ref.square().sum(), [x, head.weight])
+        torch.set_float32_matmul_precision("high")
+        out = head(x)
+        go = torch.autograd.grad(out.square().sum(), [x, head.weight])
+        assert torch.get_float32_matmul_precision() == "high"
+        tf32 = torch.nn.functional.linear(x, head.weight, head.bias)
+    finally:
+        torch.set_float32_matmul_precision(old)
+    def rel(a, b):
+        return float((a - b).norm() / b.norm())
+
+    assert rel(out, ref) <= 1e-6 and all(rel(a, b) <= 1e-6 for a, b in zip(go, gr))
+    assert rel(tf32, ref) > 1e-5  # TF32 does change this product (~1e-4): the test can fail
