@@ -128,7 +128,9 @@ class TrainConfig:
     fast: bool = True  # exact fused training forward (sketchrnn.fast); False = the plain reference model
     # float32 matrix products on CUDA (ignored on the CPU): highest = full fp32 (Magenta's);
     # high = TF32 (H100: LSTM step 29.4 -> 21.2 ms, B=1000 LayerNorm 6,860 -> 9,832 sketches/s;
-    # gradients ~1e-3 relative to fp32); medium = bf16 products
+    # gradients ~1e-3 relative to fp32); medium = bf16 products. The mixture head is float32
+    # whatever this says (model.decoder.Float32Head); for a late phase near the teacher, highest
+    # (a TF32 head stalled there, benchmarks/NOTES_gpu.md 2026-11-26)
     matmul_precision: str = "highest"
     init_from: str = ""  # fine-tune: start from these weights (.pt/.safetensors/shipped name), fresh optimiser
     # exponential moving average of the weights (Polyak averaging; the decay ramps up as TF's
