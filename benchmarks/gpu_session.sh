@@ -123,7 +123,7 @@ case "${1:-}" in
       $PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
     } >> "$LOG" 2>&1
     step 150 gpu_tests_triton $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py
-    step 120 gpu_tests_train $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_train.py
+    step 120 gpu_tests_train $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_train.py tests/test_model_mdn.py
     TESTS_OK=$(grep -q "^===== gpu_tests_triton: rc=0 " "$LOG" && echo 1 || echo 0)
     # the chunk's shape first (rows are saved as they come; ~10 s per tile setting)
     step 150 bench_triton_b1000 $PY benchmarks/bench_triton_lstm.py --shapes dec512_T130_B1000 --no-gemm \
