@@ -48,9 +48,16 @@ def main() -> int:
     step = int(ck["step"])
     src = load_model(a.checkpoint)
     out = weights_dir() / f"{a.name}.safetensors"
-    save_weights(out, src.model, Config.from_dict(json.loads(ck["config"])), src.scale_factor, src.class_names,
+    shipped_cfg = Config.from_dict(json.loads(ck["config"]))
+    # a GPU chunk reads gpu_data/expanded/C.npz, the exact unpacked copy of the --data file of the
+    # same name (benchmarks/make_gpu_data.py): the card and header name the file users have
+    by_name = {Path(d).name: d for d in a.data}
+    shipped_cfg.data.paths = [by_name.get(Path(p).name, p) if Path(p).parent.name == "expanded" else p
+                              for p in shipped_cfg.data.paths]
+    ck["config"] = shipped_cfg.to_json()
+    save_weights(out, src.model, shipped_cfg, src.scale_factor, src.class_names,
                  half=True, extra={"step": str(step), "weights": src.info["weights"]})
-    ema_decay = Config.from_dict(json.loads(ck["config"])).train.ema_decay
+    ema_decay = shipped_cfg.train.ema_decay
     lm = load_model(out)  # score what is shipped (float16 weights)
     cfg = lm.config
     main_metric = "elbo_per_point" if cfg.conditional else "nll_per_point"

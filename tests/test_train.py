@@ -655,15 +655,16 @@ def test_eval_batch_size_changes_batching_not_the_figure(tmp_path, shapes_npz):
 
 
 def test_validation_runs_in_full_fp32_on_cuda_only():
+    from sketchrnn.precision import cuda_fp32_reduced
     from sketchrnn.train import _full_fp32
 
     old = torch.get_float32_matmul_precision()
     try:
         torch.set_float32_matmul_precision("high")
         with _full_fp32(torch.device("cuda")):
-            assert torch.get_float32_matmul_precision() == "highest"
-        assert torch.get_float32_matmul_precision() == "high"
+            assert not cuda_fp32_reduced()
+        assert cuda_fp32_reduced()
         with _full_fp32(torch.device("cpu")):
-            assert torch.get_float32_matmul_precision() == "high"
+            assert cuda_fp32_reduced()
     finally:
         torch.set_float32_matmul_precision(old)

@@ -41,6 +41,7 @@ import torch
 from .checkpoint import RESUME_MODES, config_from_json, read_checkpoint, save_checkpoint
 from .config import Config
 from .errors import ConfigError, DataError, ModelFileError, TrainingError
+from .precision import full_fp32_matmul
 
 __all__ = ["Trainer", "learning_rate_at", "kl_weight_at", "resolve_device"]
 
@@ -94,12 +95,8 @@ def _full_fp32(device: torch.device):
     if device.type != "cuda":
         yield
         return
-    old = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
+    with full_fp32_matmul():
         yield
-    finally:
-        torch.set_float32_matmul_precision(old)
 
 
 class Trainer:

@@ -36,6 +36,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ..precision import cuda_fp32_reduced
+
 __all__ = ["run_sequence_accelerated", "status", "reset", "configure"]
 
 _CFG = {"compile": True, "graphs": True, "triton": os.environ.get("SKETCHRNN_TRITON", "0") == "1"}
@@ -145,7 +147,7 @@ def _autocast_state() -> tuple[bool, str]:
 
 def _key(tag: str, seq: Any, flat: list[Tensor], masks: Tensor | None) -> tuple:
     """A captured graph is valid only for the same structure, shapes, dtypes and precision flags."""
-    prec = (torch.backends.cuda.matmul.allow_tf32, *_autocast_state())
+    prec = (cuda_fp32_reduced(), *_autocast_state())
     if _CFG["triton"]:  # the kernels' tiles and float32 product mode are baked into a capture
         from . import triton_lstm
 

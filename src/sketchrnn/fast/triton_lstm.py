@@ -25,7 +25,7 @@ Internal buffers are direction-major, (D, T, B, .), so that the weight gradient 
 direction is a product over contiguous (T*B, .) rows.
 
 Exact in float32 up to summation order (``tl.dot`` with ``input_precision="ieee"``; TF32 only
-where ``torch.backends.cuda.matmul.allow_tf32`` is set, as for cuBLAS; or three TF32 products per
+where CUDA's float32 matmuls may use it (:func:`sketchrnn.precision.cuda_fp32_reduced`), as for cuBLAS; or three TF32 products per
 product, float32-level error on the tensor cores: :func:`set_fp32_products`). tanh and the sigmoid
 are written out with ``exp`` (``triton.language`` has no tanh, the CUDA libdevice one does not
 run in Triton's interpreter, and ``tl.sigmoid`` is a jit function that the interpreter runs only
@@ -44,6 +44,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from ..precision import cuda_fp32_reduced
 
 try:  # an optional dependency: CUDA builds of torch bring it, CPU ones do not
     import triton
@@ -324,7 +326,7 @@ def _precision(x: Tensor) -> str:
         return "f64"
     if x.dtype != torch.float32:
         raise TypeError(f"triton LSTM kernels take float32 or float64 tensors, not {x.dtype}")
-    return "tf32" if (x.is_cuda and torch.backends.cuda.matmul.allow_tf32) else _STATE["fp32_dot"]
+    return "tf32" if (x.is_cuda and cuda_fp32_reduced()) else _STATE["fp32_dot"]
 
 
 def set_fp32_products(mode: str) -> None:

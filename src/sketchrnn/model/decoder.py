@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..precision import cuda_fp32_reduced, full_fp32_matmul
 from .cells import make_cell
 
 __all__ = ["Decoder", "Float32Head"]
@@ -42,14 +43,14 @@ class _Float32Products:
         self.device_type = device_type
 
     def __enter__(self) -> None:
-        self.old = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("highest")
+        self.fp32 = full_fp32_matmul()
+        self.fp32.__enter__()
         self.ac = torch.autocast(self.device_type, enabled=False)
         self.ac.__enter__()
 
     def __exit__(self, *exc) -> None:
         self.ac.__exit__(*exc)
-        torch.set_float32_matmul_precision(self.old)
+        self.fp32.__exit__(*exc)
 
 
 class _Float32Linear(torch.autograd.Function):
@@ -93,7 +94,7 @@ class Float32Head(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         dev = x.device.type
         reduced = x.dtype in (torch.float16, torch.bfloat16) or _autocast_on(dev) or (
-            dev == "cuda" and x.dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest")
+            dev == "cuda" and x.dtype == torch.float32 and cuda_fp32_reduced())
         if not reduced:  # float32 / float64 products as they are
             return F.linear(x, self.weight, self.bias)
         return _Float32Linear.apply(x, self.weight, self.bias)
