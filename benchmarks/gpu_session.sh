@@ -112,6 +112,8 @@ case "${1:-}" in
     # after `triton` on the same warm machine: its choice of the Triton steps and tiles
     [ -f runs/triton_env ] && [ -z "${SKETCHRNN_TRITON:-}" ] && . runs/triton_env && cat runs/triton_env >> "$LOG"
     MINUTES=${MINUTES:-4}
+    # PRETEST="tests/test_precision.py": gpu tests first (~20-40 s; their output goes to the log)
+    [ -n "${PRETEST:-}" ] && step 120 gpu_pretest $PY -m pytest -q -p no:cacheprovider -m gpu $PRETEST
     train "$MINUTES" "$(python3 -c "print(int(float('$MINUTES') * 60) + 120)")"
     ;;
   triton)

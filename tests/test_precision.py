@@ -136,3 +136,41 @@ def test_library_code_never_asks_the_generic_or_legacy_getters():
     offenders = [f"{p.relative_to(src)}:{i}" for p in src.rglob("*.py") if p.name != "precision.py"
                  for i, line in enumerate(p.read_text().splitlines(), 1) if bad.search(line)]
     assert not offenders, offenders
+
+
+TF32_WAYS = {"generic high": ("generic high",), "legacy idiom": ("legacy on", "cudnn legacy on"),
+             "new api": ("new tf32",)}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("way", list(TF32_WAYS))
+def test_tf32_runs_on_cuda_whichever_api_turned_it_on(restore_precision, way):
+    """The head stays float32 and a fast-path training forward/backward runs (graph key, kernels)
+    however the user allowed TF32 (torch 2.11 on an H100 raised from the head on 2026-11-27)."""
+    if not NEW_API and way == "new api":
+        pytest.skip("torch < 2.9 has no per-backend fp32_precision")
+    from sketchrnn.config import ModelConfig
+    from sketchrnn.fast import decoder as fd
+    from sketchrnn.model import SketchRNN
+    from sketchrnn.model.decoder import Float32Head
+
+    torch.manual_seed(0)
+    head = Float32Head(512, 123).cuda()
+    x = torch.randn(2048, 512, device="cuda")
+    ref = head(x)  # default: full float32
+    for name in TF32_WAYS[way]:
+        SETTERS[name]()
+    assert cuda_fp32_reduced()
+    out = head(x)
+    assert float((out - ref).norm() / ref.norm()) <= 1e-6
+    cfg = ModelConfig(enc_rnn_size=64, dec_rnn_size=64, z_size=8, num_mixture=3, max_seq_len=20)
+    model = SketchRNN(cfg).cuda()
+    seq = torch.zeros(3, 21, 5, device="cuda")
+    seq[:, 1:, :2] = torch.randn(3, 20, 2, device="cuda") * 0.3
+    seq[:, 1:, 2] = 1.0
+    lengths = torch.tensor([20, 12, 7], device="cuda")
+    res = fd.fast_losses(model, seq, lengths)
+    torch.autograd.grad(sum(v for k, v in res.items() if k in ("L_R", "L_KL")), list(model.parameters()),
+                        allow_unused=True)
+    assert torch.isfinite(res["L_R"])
