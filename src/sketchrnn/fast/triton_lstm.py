@@ -25,12 +25,13 @@ Internal buffers are direction-major, (D, T, B, .), so that the weight gradient 
 direction is a product over contiguous (T*B, .) rows.
 
 Exact in float32 up to summation order (``tl.dot`` with ``input_precision="ieee"``; TF32 only
-where CUDA's float32 matmuls may use it (:func:`sketchrnn.precision.cuda_fp32_reduced`), as for cuBLAS; or three TF32 products per
-product, float32-level error on the tensor cores: :func:`set_fp32_products`). tanh and the sigmoid
-are written out with ``exp`` (``triton.language`` has no tanh, the CUDA libdevice one does not
-run in Triton's interpreter, and ``tl.sigmoid`` is a jit function that the interpreter runs only
-when TRITON_INTERPRET was set before triton was imported): absolute error ~1e-7 in float32. The same kernels run on a CPU under Triton's
-interpreter (``TRITON_INTERPRET=1`` or :func:`set_interpret`), which is how the tests check them
+where CUDA's float32 matmuls may use it (:func:`sketchrnn.precision.cuda_fp32_reduced`), as for
+cuBLAS; or three TF32 products per product, float32-level error on the tensor cores:
+:func:`set_fp32_products`). tanh and the sigmoid are written out with ``exp``
+(``triton.language`` has no tanh, the CUDA libdevice one does not run in Triton's interpreter,
+and ``tl.sigmoid`` is a jit function that the interpreter runs only when TRITON_INTERPRET was
+set before triton was imported): absolute error ~1e-7 in float32. The same kernels run on a CPU
+under Triton's interpreter (``TRITON_INTERPRET=1`` or :func:`set_interpret`), which is how the tests check them
 against the float64 reference without a GPU; on CUDA they are launched inside the captured
 CUDA graph of :mod:`.cuda` (``configure(triton=True)``), so Python's per-launch cost is paid at
 capture only.
