@@ -40,6 +40,18 @@ def test_shipped_model_is_float16_small_and_draws_offline(name):
     assert _card(name).startswith(f"# Model card: `{name}`")
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_config_names_the_data_users_have(name):
+    """The header's (and card's) data paths are the shared files, not a GPU machine's unpacked
+    copy (scripts/ship_model.py maps gpu_data/expanded/C.npz back to the --data file)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights_dir() / f"{name}.safetensors"), "pt") as f:
+        paths = json.loads(f.metadata()["config"])["data"]["paths"]
+    assert paths and all(p.startswith("../shared/data/") and "gpu_data" not in p for p in paths), paths
+    assert "gpu_data" not in _card(name)
+
+
 def _card_figures(name: str) -> list[tuple[str, float]]:
     """(data file, elbo or nll per point on its test split) for each class in the card."""
     card = _card(name)
