@@ -28,6 +28,11 @@ def _backend(name: str):
     return obj
 
 
+def _flags() -> dict[str, str]:
+    """Every backend's per-backend fp32_precision (torch >= 2.9)."""
+    return {n: _backend(n).fp32_precision for n in _BACKENDS if hasattr(_backend(n), "fp32_precision")}
+
+
 @pytest.fixture
 def restore_precision():
     """Every precision flag back as it was, whatever the test set (either API)."""
@@ -36,7 +41,7 @@ def restore_precision():
             generic = torch.get_float32_matmul_precision()
         except RuntimeError:
             generic = None
-        saved = {n: _backend(n).fp32_precision for n in _BACKENDS if hasattr(_backend(n), "fp32_precision")}
+        saved = _flags()
         yield
         if generic is not None:
             torch.set_float32_matmul_precision(generic)
@@ -92,15 +97,12 @@ def test_reads_and_forces_cuda_fp32_under_every_mix_of_apis(restore_precision, s
         SETTERS["legacy off"]()
     for name in seq:
         SETTERS[name]()
-    state = {n: _backend(n).fp32_precision for n in _BACKENDS if hasattr(_backend(n), "fp32_precision")} \
-        if NEW_API else torch.get_float32_matmul_precision()
+    state = _flags() if NEW_API else torch.get_float32_matmul_precision()
     assert cuda_fp32_reduced() is reduced
     with full_fp32_matmul():
         assert cuda_fp32_reduced() is False
     assert cuda_fp32_reduced() is reduced
-    after = {n: _backend(n).fp32_precision for n in _BACKENDS if hasattr(_backend(n), "fp32_precision")} \
-        if NEW_API else torch.get_float32_matmul_precision()
-    assert after == state
+    assert (_flags() if NEW_API else torch.get_float32_matmul_precision()) == state
 
 
 def test_full_fp32_matmul_restores_after_an_exception(restore_precision):
