@@ -16,7 +16,9 @@ its parameters and its arithmetic are exactly those of the plain decoder.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -36,21 +38,11 @@ def _autocast_on(device_type: str) -> bool:
         return bool(torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled())
 
 
-class _Float32Products:
+@contextlib.contextmanager
+def _float32_products(device_type: str) -> Iterator[None]:
     """Within the block: float32 products (no TF32 / bf16 inside float32 matmuls, no autocast)."""
-
-    def __init__(self, device_type: str) -> None:
-        self.device_type = device_type
-
-    def __enter__(self) -> None:
-        self.fp32 = full_fp32_matmul()
-        self.fp32.__enter__()
-        self.ac = torch.autocast(self.device_type, enabled=False)
-        self.ac.__enter__()
-
-    def __exit__(self, *exc) -> None:
-        self.ac.__exit__(*exc)
-        self.fp32.__exit__(*exc)
+    with full_fp32_matmul(), torch.autocast(device_type, enabled=False):
+        yield
 
 
 class _Float32Linear(torch.autograd.Function):
@@ -62,13 +54,13 @@ class _Float32Linear(torch.autograd.Function):
         dt = torch.promote_types(w.dtype, torch.float32)  # float32 (float64 stays float64)
         x = x.to(dt)
         ctx.save_for_backward(x, w)
-        with _Float32Products(x.device.type):
+        with _float32_products(x.device.type):
             return F.linear(x, w.to(dt), b.to(dt))
 
     @staticmethod
     def backward(ctx, g: Tensor):  # type: ignore[override]
         x, w = ctx.saved_tensors
-        with _Float32Products(g.device.type):
+        with _float32_products(g.device.type):
             g = g.to(x.dtype)
             g2 = g.reshape(-1, g.shape[-1])  # (N, 6M+3)
             gx = (g @ w.to(x.dtype)).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
