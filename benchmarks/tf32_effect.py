@@ -11,7 +11,8 @@ rounded to TF32 (round to nearest at mantissa bit 13, as the tensor cores read f
 * ``recurrence``: the LSTM cell's products (x @ W_ih, h @ W_hh) at every step;
 * ``both``.
 
-    python benchmarks/tf32_effect.py checkpoints/cat_uncond/last.pt --data ../shared/data/distilled/cat.npz
+    git show 1655fa5:checkpoints/cat_uncond/last.pt > /tmp/cat_uncond.pt   # or any LSTM checkpoint
+    python benchmarks/tf32_effect.py /tmp/cat_uncond.pt --data ../shared/data/distilled/cat.npz
 
 Prints Magenta's L_R per setting and its change against float32. Plain decoder-only LSTM
 models only (the cells the GPU path multiplies with cuBLAS).
