@@ -15,7 +15,8 @@ test with ``--small``. In one run it
    pointwise step math), ``fast-graph`` (CUDA-graph-captured recurrences), ``fast``
    (graph + compile, the default on CUDA), ``fast+tf32`` (TF32 matmuls), ``fast+bf16``
    (bfloat16 autocast), ``fast+triton`` / ``fast+triton+tf32`` (plain-LSTM recurrences on the
-   fused Triton step kernels, sketchrnn.fast.triton_lstm; opt-in); all cells at ``--batch`` (100), LayerNorm also at ``--big-batch``
+   fused Triton step kernels, sketchrnn.fast.triton_lstm; opt-in), ``fast+persistent`` (the same
+   with one persistent launch per recurrence); all cells at ``--batch`` (100), LayerNorm also at ``--big-batch``
    (1000);
 3. prints a table (device, torch version, ms/step, sketches/s, ratio to reference, max
    relative error) and writes JSON after every row to ``--json-out`` or ``$OUT/bench_train.json``.
@@ -49,12 +50,15 @@ import torch  # noqa: E402
 
 CELLS = ("lstm", "layer_norm", "hyper")
 VARIANTS = ("reference", "fast-eager", "fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16",
-            "fast+triton", "fast+triton+tf32", "fast+triton3x")
+            "fast+triton", "fast+triton+tf32", "fast+triton3x", "fast+persistent", "fast+persistent+tf32",
+            "fast+persistent3x")
 CUDA_ONLY = {"fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16", "fast+triton",
-             "fast+triton+tf32", "fast+triton3x"}
+             "fast+triton+tf32", "fast+triton3x", "fast+persistent", "fast+persistent+tf32", "fast+persistent3x"}
 # fast+triton: plain-LSTM recurrences (encoders, LSTM decoder) on the fused Triton step kernels
 # (sketchrnn.fast.triton_lstm), other cells as "fast"; fast+triton3x: the same with the kernels'
-# float32 products as three TF32 tensor-core products (triton_lstm.set_fp32_products("tf32x3"))
+# float32 products as three TF32 tensor-core products (triton_lstm.set_fp32_products("tf32x3"));
+# fast+persistent*: the same with the persistent kernels (one launch per recurrence where the grid
+# fits on the device at once: triton_lstm.set_persistent)
 # fast-nolb: "fast" without the launch-bound layout (sketchrnn.fast.decoder.set_launch_bound), as
 # the fast path was before 2026-11-26 (per-step parameter gradients, separate HyperLSTM products)
 # H100 SXM dense peaks (NVIDIA datasheet), for the FLOP floor
@@ -119,14 +123,16 @@ def configure_fast(variant: str) -> None:
 
     fdec.set_cuda_acceleration(variant != "fast-eager")
     fdec.set_launch_bound(False if variant == "fast-nolb" else "auto")
-    full = ("fast", "fast-nolb", "fast+tf32", "fast+bf16", "fast+triton", "fast+triton+tf32", "fast+triton3x")
+    full = ("fast", "fast-nolb", "fast+tf32", "fast+bf16", "fast+triton", "fast+triton+tf32", "fast+triton3x",
+            "fast+persistent", "fast+persistent+tf32", "fast+persistent3x")
+    kernels = "triton" in variant or "persistent" in variant
     fcuda.configure(compile=variant in ("fast-compile",) + full, graphs=variant in ("fast-graph",) + full,
-                    triton="triton" in variant)
-    if "triton" in variant:
-        from sketchrnn.fast import triton_lstm
+                    triton=kernels)
+    from sketchrnn.fast import triton_lstm
 
-        if triton_lstm.available():
-            triton_lstm.set_fp32_products("tf32x3" if variant == "fast+triton3x" else "ieee")
+    if triton_lstm.available():
+        triton_lstm.set_fp32_products("tf32x3" if variant.endswith("3x") else "ieee")
+        triton_lstm.set_persistent("persistent" in variant)
 
 
 def losses_fn(variant: str) -> Callable:
@@ -358,7 +364,7 @@ def main() -> None:
         def prio(job: tuple[str, int, str]) -> int:
             _, B, v = job
             if B == args.batch:
-                return 0 if v in ("reference", "fast", "fast+triton") else 2
+                return 0 if v in ("reference", "fast", "fast+triton", "fast+persistent") else 2
             return 1 if v in ("fast", "fast+tf32", "fast+triton") else 3
         jobs.sort(key=prio)  # stable: cells keep their order within a rank
     ref_ms: dict[tuple[str, int], float] = {}
@@ -415,7 +421,8 @@ def main() -> None:
                 if "error" in r:
                     print(f"{cell:>10} | ERROR {r['error']}", flush=True)
                     continue
-                flag = "" if r["variant"] in ("reference (fp32)", "fast+tf32", "fast+bf16", "fast+triton+tf32") or \
+                flag = "" if r["variant"] in ("reference (fp32)", "fast+tf32", "fast+bf16", "fast+triton+tf32",
+                                              "fast+persistent+tf32") or \
                     r["grad_rel_err_vs_ref32"] <= 1e-5 else "  <-- above 1e-5"
                 print(f"{cell:>10} | {r['variant']:>16} | {r['loss_rel_err_vs_fp64']:12.2e} | "
                       f"{r['grad_rel_err_vs_fp64']:12.2e} | {r['loss_rel_err_vs_ref32']:13.2e} | "

@@ -48,6 +48,11 @@ TILES = [((16, 32, 64), (16, 32, 128), 4), ((16, 32, 64), (16, 32, 128), 8), ((1
 # measured on an H100 on 2026-11-27 (compiled float32: 26.5 ms): 16x32x64/16x32x128 w4 0.78x,
 # 32x32x64/32x32x128 w4 0.99x, 64x32x64/64x32x128 w4 0.07x (394 ms: it spills; took most of the
 # 150-s step), the same with 8 warps 1.02x; the rest were not reached. Unmeasured ones first.
+# the persistent kernels (all T steps in one launch, a grid barrier between steps; every program
+# resident: B 100 x H 512 allows 128 programs on 132 SMs); not yet measured on a GPU. AOT-compiled
+# for sm_90 here (2026-11-27): no spills in any of these, 150-255 registers per thread.
+PTILES = [((32, 16, 64), (32, 16, 128), 4), ((32, 16, 64), (32, 16, 128), 8), ((64, 16, 64), (64, 16, 128), 8),
+          ((32, 32, 64), (32, 32, 128), 8), ((16, 32, 64), (16, 32, 128), 4)]
 TILES_FOR = {"dec512_T130_B1000": [
     ((64, 32, 64), (64, 32, 128), 8), ((64, 64, 32), (64, 64, 64), 8), ((128, 32, 32), (128, 32, 64), 8),
     ((32, 64, 32), (32, 64, 64), 4)]}
@@ -192,6 +197,9 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true", help="tiny shapes, two tile settings (CPU interpreter)")
     ap.add_argument("--json-out", default=None)
     ap.add_argument("--no-gemm", action="store_true", help="skip the products-alone section")
+    ap.add_argument("--persistent", action="store_true",
+                    help="the persistent kernels (one launch per recurrence) at the PTILES settings, against the "
+                         "compiled path and the step kernels at their default tiles only")
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     from sketchrnn.fast import cuda as fc
@@ -200,10 +208,11 @@ def main() -> None:
     if not triton_lstm.available():
         sys.exit("bench_triton_lstm: the triton package is not installed (pip install triton)")
     shapes = {k: SHAPES[k] for k in args.shapes.split(",")}
-    tiles = TILES
-    if args.dry_run:
+    tiles, ptiles = TILES, PTILES
+    if args.dry_run:  # (the interpreter runs a persistent grid only with one program per direction)
         shapes = {"tiny_dec": (1, 20, 32, 4), "tiny_enc": (2, 7, 16, 3)}
         tiles = [((16, 16, 16), (16, 16, 16), 4), ((32, 16, 32), (32, 16, 32), 4)]
+        ptiles = [((32, 32, 16), (32, 32, 16), 4), ((32, 16, 16), (32, 16, 16), 4)]
     out_path = args.json_out or (os.path.join(os.environ["OUT"], "bench_triton_lstm.json") if os.environ.get("OUT")
                                  else None)
     dev_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu (Triton interpreter)"
@@ -221,31 +230,54 @@ def main() -> None:
         ref_hs, ref_g = reference(D, B, H, T, args.device)
         variants = [("compiled", None, False)] if args.device == "cuda" else []
         shape_tiles = tiles if args.dry_run else TILES_FOR.get(name, tiles)
+        if args.persistent:
+            shape_tiles = shape_tiles[:1]
         variants += [("triton", t, False) for t in shape_tiles]
-        if args.device == "cuda":  # the best float32 tile setting of this shape with three TF32
+        if args.persistent:  # then the best persistent setting with TF32 x3 products and in TF32
+            variants += [("persistent", t, False) for t in ptiles]
+            if args.device == "cuda":
+                variants += [("persistent-tf32x3", None, False), ("compiled+tf32", None, True),
+                             ("persistent+tf32", None, True)]
+        if args.device == "cuda" and not args.persistent:  # the best float32 tile setting of this shape with three TF32
             # products per product (float32-level error on the tensor cores), then TF32 (what training
             # with matmul_precision "high" runs): the compiled path against that setting, in TF32
             variants += [("triton-tf32x3", None, False), ("compiled+tf32", None, True), ("triton+tf32", None, True)]
         base: dict[bool, float] = {}  # compiled ms per precision (tf32 or not)
         for variant, tl_, tf32 in variants:
             row = {"shape": name, "D": D, "B": B, "H": H, "T": T, "variant": variant}
-            if variant in ("triton+tf32", "triton-tf32x3"):
-                done = [r for r in res["rows"] if r["shape"] == name and r["variant"] == "triton"
+            if variant in ("triton+tf32", "triton-tf32x3", "persistent+tf32", "persistent-tf32x3"):
+                kind = variant[:-5] if variant.endswith("+tf32") else variant[:-7]  # "triton" / "persistent"
+                done = [r for r in res["rows"] if r["shape"] == name and r["variant"] == kind
                         and "ms_per_recurrence" in r]
                 best = min(done, key=lambda r: r["ms_per_recurrence"], default=None)
+                if best is None and kind == "persistent":
+                    continue  # no persistent setting ran at this shape
                 tl_ = ((tuple(best["fw_tiles"]), tuple(best["bw_tiles"]), best["warps"]) if best  # type: ignore[assignment]
                        else shape_tiles[0])
             try:
                 if args.device == "cuda":
                     torch.backends.cuda.matmul.allow_tf32 = tf32
-                if tl_ is not None:
+                persistent = variant.startswith("persistent")
+                if tl_ is not None and persistent:
+                    # (the step kernels' tiles decide whether Triton takes this size at all)
+                    triton_lstm.set_blocks(fw=tiles[0][0], bw=tiles[0][1], warps=tiles[0][2],
+                                           pfw=tl_[0], pbw=tl_[1], pwarps=tl_[2])
+                    row["fw_tiles"], row["bw_tiles"], row["warps"] = list(tl_[0]), list(tl_[1]), tl_[2]
+                    triton_lstm.set_persistent(True)
+                    probe = torch.empty(0, device=args.device)
+                    if not (triton_lstm.supports_size(H) and triton_lstm.persistent_grid(probe, B, H, D, "pfw")
+                            and triton_lstm.persistent_grid(probe, B, H, D, "pbw")):
+                        continue  # this grid cannot be resident at once here
+                elif tl_ is not None:
                     triton_lstm.set_blocks(fw=tl_[0], bw=tl_[1], warps=tl_[2])
                     row["fw_tiles"], row["bw_tiles"], row["warps"] = list(tl_[0]), list(tl_[1]), tl_[2]
                     if not triton_lstm.supports_size(H):
                         continue
                 fc.configure(triton=tl_ is not None)
-                triton_lstm.set_fp32_products("tf32x3" if variant == "triton-tf32x3" else "ieee")
+                triton_lstm.set_fp32_products("tf32x3" if variant.endswith("-tf32x3") else "ieee")
                 hs, grads, state = run_once(variant, D, B, H, T, args.device)
+                if tl_ is not None:
+                    row["mode"] = triton_lstm.last_mode()
                 row["out_rel_err"] = rel(hs, ref_hs)
                 row["grad_rel_err"] = max(rel(a, b) for a, b in zip(grads, ref_g))
                 if args.device == "cuda":
@@ -264,6 +296,7 @@ def main() -> None:
             finally:
                 torch.backends.cuda.matmul.allow_tf32 = False
                 triton_lstm.set_fp32_products("ieee")
+                triton_lstm.set_persistent(False)
             res["rows"].append(row)
             save()
             if "error" in row:
@@ -279,7 +312,7 @@ def main() -> None:
     if not args.no_gemm:
         gemm(args, res, save)
     fc.configure(triton=False)
-    triton_lstm.set_blocks(*TILES[0])
+    triton_lstm.set_blocks(*TILES[0], pfw=PTILES[0][0], pbw=PTILES[0][1], pwarps=PTILES[0][2])
     print("# done" + (f"; JSON: {out_path}" if out_path else ""), flush=True)
 
 

@@ -10,6 +10,9 @@
 #       kernel profile of the fast LSTM step (~6-8 min), then a training chunk of
 #       configs/$MODEL.json for whatever is left of
 #       SESSION_S (default 575 s) — give run() timeout_s = SESSION_S + 25.
+#   bash benchmarks/gpu_session.sh persistent
+#       ~4-5 min: the persistent Triton LSTM kernels' gpu tests and benchmarks; writes runs/triton_env
+#       (persistent kernels on or off) for a `train` call that follows on the warm machine.
 #   SESSION_S=330 bash benchmarks/gpu_session.sh triton
 #       the fused Triton LSTM steps (first measured on an H200, 2026-11-26), most wanted first:
 #       their gpu tests (compiled kernels == float64 reference, graph-captured training forward
@@ -170,6 +173,41 @@ if best:
     else
       echo "no training chunk: ${LEFT} s left (MODEL=${MODEL:-unset})" | tee -a "$LOG"
     fi
+    ;;
+  persistent)
+    # the persistent Triton kernels (one launch per recurrence, grid barrier per step; written
+    # 2026-11-27 without a GPU: compiled here for sm_90 only), ~4-5 minutes: their gpu tests, the
+    # recurrence benchmark (B 100, T 250: compiled, step kernels, persistent tile settings, then the
+    # best with TF32 x3 and in TF32), the training step; then the choice for a following `train`
+    # call on this warm machine (runs/triton_env): the persistent kernels where their tests pass
+    # and they beat the compiled path by 5 % at the chunk's precision (CHUNK_PRECISION, default high)
+    { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+      $PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+    } >> "$LOG" 2>&1
+    step 180 gpu_tests_persistent $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py -k persistent
+    TESTS_OK=$(grep -q "^===== gpu_tests_persistent: rc=0 " "$LOG" && echo 1 || echo 0)
+    step 200 bench_persistent $PY benchmarks/bench_triton_lstm.py --shapes dec512,enc256x2 --no-gemm --persistent \
+      --json-out "$OUT/bench_triton_lstm.json"
+    step 150 bench_train_persistent $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm,layer_norm \
+      --variants fast,fast+triton,fast+persistent,fast+persistent3x,fast+persistent+tf32,fast+tf32 --steps 10 \
+      --budget-s 120 --json-out "$OUT/bench_train.json"
+    read -r PTILES < <($PY -c "
+import json
+rows = [r for r in json.load(open('$OUT/bench_triton_lstm.json'))['rows'] if r['shape'] == 'dec512']
+want = 'persistent+tf32' if '${CHUNK_PRECISION:-high}' == 'high' else 'persistent'
+ok = [r for r in rows if r['variant'] == 'persistent' and r.get('grad_rel_err', 1) <= 1e-5]
+cand = [r for r in rows if r['variant'] == want and r.get('speedup_vs_compiled', 0) > 1.05] if ok else []
+best = max(cand, key=lambda r: r['speedup_vs_compiled'], default=None)
+if best:
+    print(','.join(map(str, best['fw_tiles'])) + ':' + ','.join(map(str, best['bw_tiles'])) + ':' + str(best['warps']))
+" 2>/dev/null)
+    mkdir -p runs
+    if [ "$TESTS_OK" = 1 ] && [ -n "${PTILES:-}" ]; then
+      echo "export SKETCHRNN_TRITON=1 SKETCHRNN_TRITON_PERSISTENT=1 SKETCHRNN_TRITON_PTILES='$PTILES'" > runs/triton_env
+    else
+      echo "export SKETCHRNN_TRITON=0" > runs/triton_env
+    fi
+    echo "next train call: $(cat runs/triton_env) (tests ok: $TESTS_OK)" | tee -a "$LOG"
     ;;
   all)
     BEST_PT=0  # at most 8 files come back: this mode writes 5 JSON/log files besides the chunk's

@@ -136,6 +136,10 @@ def test_block_settings_are_validated():
         tlm.set_blocks(bw=(32, 24, 64))
     with pytest.raises(ValueError, match="warps"):
         tlm.set_blocks(warps=3)
+    with pytest.raises(ValueError, match="pwarps"):
+        tlm.set_blocks(pwarps=5)
+    with pytest.raises(ValueError, match="powers of two"):
+        tlm.set_blocks(pfw=(32, 16, 48))
     saved = tlm.blocks()
     tlm.set_blocks(fw=(16, 16, 16), bw=(16, 16, 16))
     assert tlm.supports_size(16) and not tlm.supports_size(12) and not tlm.supports_size(8)
@@ -268,11 +272,16 @@ def test_benchmark_dry_run(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "b.json"
     r = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_triton_lstm.py"), "--device", "cpu",
-                        "--dry-run", "--json-out", str(out)], capture_output=True, text=True, timeout=300)
+                        "--dry-run", "--persistent", "--json-out", str(out)], capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) >= 3 and not any("error" in x for x in rows)
     assert all(x["out_rel_err"] <= 1e-5 and x["grad_rel_err"] <= 1e-5 for x in rows)
+    persistent = [x for x in rows if x["variant"] == "persistent"]
+    assert {x["shape"] for x in persistent} == {"tiny_dec", "tiny_enc"}
+    assert all(x["mode"] == "persistent" for x in persistent)
+    assert all(x["mode"] == "steps" for x in rows if x["variant"] == "triton")
 
 
 def test_tiles_from_the_environment(monkeypatch):
@@ -280,12 +289,20 @@ def test_tiles_from_the_environment(monkeypatch):
     try:
         monkeypatch.setenv("SKETCHRNN_TRITON_TILES", "16,16,16:64,32,128")
         tlm._tiles_from_env()
-        assert tlm.blocks() == {"fw": (16, 16, 16), "bw": (64, 32, 128), "warps": saved["warps"]}
+        assert tlm.blocks() == {**saved, "fw": (16, 16, 16), "bw": (64, 32, 128)}
         monkeypatch.setenv("SKETCHRNN_TRITON_TILES", "32,16,32:32,16,64:8")
         tlm._tiles_from_env()
-        assert tlm.blocks() == {"fw": (32, 16, 32), "bw": (32, 16, 64), "warps": 8}
+        assert tlm.blocks() == {**saved, "fw": (32, 16, 32), "bw": (32, 16, 64), "warps": 8}
+        monkeypatch.setenv("SKETCHRNN_TRITON_PTILES", "64,16,64:64,16,128:8")
+        tlm._tiles_from_env()
+        assert tlm.blocks() == {**saved, "fw": (32, 16, 32), "bw": (32, 16, 64), "warps": 8,
+                                "pfw": (64, 16, 64), "pbw": (64, 16, 128), "pwarps": 8}
         monkeypatch.setenv("SKETCHRNN_TRITON_TILES", "16,16,16")
         with pytest.raises(ValueError, match="SKETCHRNN_TRITON_TILES"):
+            tlm._tiles_from_env()
+        monkeypatch.delenv("SKETCHRNN_TRITON_TILES")
+        monkeypatch.setenv("SKETCHRNN_TRITON_PTILES", "64,16,64:64,16,128:3")
+        with pytest.raises(ValueError, match="SKETCHRNN_TRITON_PTILES"):
             tlm._tiles_from_env()
     finally:
         tlm.set_blocks(**saved)
@@ -332,3 +349,111 @@ def test_no_grad_forward_matches(small_tiles):
     assert hs1.requires_grad and not hs0.requires_grad
     for a, b in ((hs0, hs1), (c0, c1), (h0, h1)):
         assert torch.equal(a, b.detach())
+
+
+# ----------------------------------------------------------------------------- persistent kernels
+@pytest.fixture
+def persistent():
+    """The persistent kernels on, on the interpreter; restores tiles and the switch afterwards."""
+    saved = tlm.blocks()
+    tlm.set_blocks(fw=(16, 16, 16), bw=(16, 16, 16))
+    tlm.set_interpret(None)
+    tlm.set_persistent(True)
+    yield
+    tlm.set_persistent(False)
+    tlm.set_blocks(**saved)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("D,B,H,T,masked", [
+    (1, 20, 32, 5, True),  # the decoder: 20 valid rows of a 32-row tile
+    (2, 7, 16, 4, False),  # both encoder directions, each its own program and barrier counter
+    (1, 20, 32, 1, True),  # a single step: no barrier at all
+])
+def test_persistent_kernels_match_the_float64_reference(persistent, dtype, tol, D, B, H, T, masked):
+    """All T steps in one launch (forward and backward), the barrier between steps, c and dc
+    carried in registers: the same figures as the float64 reference. The interpreter runs the
+    programs of a grid one after another, so here each direction is one program (its barrier
+    is met at once); several programs per direction meet only on a GPU (gpu tests below)."""
+    tlm.set_blocks(pfw=(32, H, 16), pbw=(32, H, 16))
+    assert tlm.persistent_grid(torch.zeros(1), B, H, D, "pfw") == (1, 1, D)
+    _check(dtype, D, B, H, T, masked, 1.0, tol)
+    assert tlm.last_mode() == "persistent"
+
+
+def test_persistent_grid_rules(persistent, monkeypatch):
+    """Where the persistent kernels cannot run, the step kernels do (same figures): switched off,
+    tiles that do not divide H, more than one program per direction under the interpreter."""
+    x = torch.zeros(1)
+    tlm.set_blocks(pfw=(32, 32, 16), pbw=(32, 32, 16))
+    assert tlm.persistent_grid(x, 20, 32, 1, "pfw") == (1, 1, 1)
+    assert tlm.persistent_grid(x, 20, 48, 1, "pfw") is None  # 48 % 32
+    assert tlm.persistent_grid(x, 40, 32, 1, "pfw") is None  # two row tiles: two programs
+    assert tlm.persistent_grid(x, 20, 32, 1, "fw") is None
+    tlm.set_persistent(False)
+    assert tlm.persistent_grid(x, 20, 32, 1, "pfw") is None
+    tlm.set_persistent(True)
+    _check(torch.float64, 1, 40, 32, 3, True, 1.0, 1e-12)
+    assert tlm.last_mode() == "steps"
+
+
+def test_a_barrier_that_cannot_be_met_gives_nan_not_a_hang(persistent, monkeypatch):
+    """Programs that are not all resident would wait forever at the grid barrier; the wait is
+    bounded instead, and a program that gives up writes NaN (a visible non-finite loss, not
+    wrong numbers). Forced here: two programs per direction on the interpreter, which runs the
+    first to its end before the second starts."""
+    monkeypatch.setattr(tlm, "_MAX_SPIN", 3)
+    monkeypatch.setattr(tlm, "persistent_grid", lambda x, B, H, D, which="pfw": (2, 1, D))
+    tlm.set_blocks(pfw=(16, 32, 16), pbw=(16, 32, 16))
+    ins, m = _inputs(1, 20, 32, 4, True)
+    hs, (c, h) = tlm.lstm_sequence(*[t.float() for t in ins], m.float(), 1.0)
+    assert tlm.last_mode() == "persistent"
+    assert torch.isnan(hs[1:, :, :16]).all() and torch.isnan(h).any()
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("D,B,H,T", [(1, 100, 512, 12), (2, 100, 256, 12), (1, 7, 64, 5), (1, 1000, 512, 4)])
+def test_persistent_kernels_on_cuda(D, B, H, T):
+    """Compiled persistent kernels, default tiles, many programs per direction meeting at the
+    barrier every step: 1e-5 of float64 at paper sizes (B 1000: too many programs to be
+    resident, the step kernels run instead)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tlm.set_interpret(None)
+    tlm.set_persistent(True)
+    try:
+        grid = tlm.persistent_grid(torch.zeros(1, device="cuda"), B, H, D, "pfw")
+        assert (grid is None) == (B == 1000)
+        _check(torch.float32, D, B, H, T, True, 1.0, 1e-5, device="cuda")
+        assert tlm.last_mode() == ("steps" if B == 1000 else "persistent")
+    finally:
+        tlm.set_persistent(False)
+
+
+@pytest.mark.gpu
+@cuda
+def test_persistent_graph_captured_training_forward_on_cuda():
+    """The whole graph-captured fast path with the persistent kernels equals the eager one
+    (decoder 128, encoder 64: grids of 4 x 8 and 4 x 4 x 2 programs)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = _model(torch.float32, enc=64, dec=128).cuda()
+    fc.configure(triton=True)
+    tlm.set_persistent(True)
+    try:
+        x, L = stroke_batches.make_batch([10, 7, 3, 9] * 25, 10, seed=0, dtype=torch.float32)
+        x, L = x.cuda(), L.cuda()
+        masks = fd.draw_masks(model, 100, 10, 10, x, None)
+        eps = torch.randn(100, 4, device="cuda")
+        fd.set_cuda_acceleration(False)
+        ref = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        g_ref = torch.autograd.grad(ref["L_R"] + ref["L_KL"], list(model.parameters()))
+        fd.set_cuda_acceleration(True)
+        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        g_out = torch.autograd.grad(out["L_R"] + out["L_KL"], list(model.parameters()))
+        assert tlm.last_mode() == "persistent"
+        assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
+        assert max(_rel(a, b) for a, b in zip(g_out, g_ref)) <= 1e-5
+    finally:
+        tlm.set_persistent(False)
+        fc.configure(triton=False)
+        fd.set_cuda_acceleration(True)

@@ -18,7 +18,9 @@ Two standard tools remove most of that, each switched on by itself on CUDA:
 3. Optional, off by default until measured on a GPU (benchmarks/NOTES_gpu.md): plain-LSTM
    recurrences (every encoder, the LSTM decoder) as fused Triton step kernels, one per step
    each way (:mod:`.triton_lstm`), captured in the same CUDA graph: ``configure(triton=True)``
-   or the environment variable ``SKETCHRNN_TRITON=1``.
+   or the environment variable ``SKETCHRNN_TRITON=1``; with ``triton_lstm.set_persistent(True)``
+   (``SKETCHRNN_TRITON_PERSISTENT=1``) one launch per recurrence where its grid fits on the
+   device at once (not yet run on a GPU).
 
 Any failure (no compiler, capture error) is caught once per key, reported with one
 ``warnings.warn``, and that key falls back: graph without compile, then eager; a failed
@@ -151,7 +153,7 @@ def _key(tag: str, seq: Any, flat: list[Tensor], masks: Tensor | None) -> tuple:
     if _CFG["triton"]:  # the kernels' tiles and float32 product mode are baked into a capture
         from . import triton_lstm
 
-        prec += (repr(triton_lstm.blocks()), triton_lstm._STATE["fp32_dot"])
+        prec += (repr(triton_lstm.blocks()), triton_lstm._STATE["fp32_dot"], triton_lstm._STATE["persistent"])
     return (tag, seq.kind, seq.forget_bias, seq.hyper_forget_bias, masks is not None, prec,
             tuple((tuple(t.shape), t.dtype, t.requires_grad, str(t.device)) for t in flat))
 

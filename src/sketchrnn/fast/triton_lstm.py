@@ -17,6 +17,12 @@ pointwise kernels (benchmarks/RESULTS.md, "Kernel profile"). Here a step is ONE 
 * ``dW_hh = sum_t h_{t-1}^T g_t`` is one product per direction after the loop, and the input
   projection's gradient is the pre-activation gradients themselves (as in
   :class:`.decoder._LSTMSequence`, whose torch-operations path is the reference here).
+* persistent (opt-in, :func:`set_persistent`; not yet run on a GPU): the same math with all T
+  steps in ONE launch each way, the programs meeting at a grid barrier after every step, so that
+  each SM keeps multiplying the same W_hh columns (L1-resident) instead of fetching them from L2
+  per step and launch; only where every program of the grid can be resident at once
+  (:func:`persistent_grid`), else the step kernels run. Expected to remove most of the ~42 us per
+  step pair the step kernels take at B 100 (the products' floor there is ~5 us each way in FP32).
 
 Layouts: step inputs ``xp`` (T, D, B, 4H) hold ``x_t @ W_ih + b`` (decoder: plus the z part);
 ``W_hh`` (D, H, 4H) in the oracle's gate order (i, j, f, o); states (D, B, H); masks
@@ -55,16 +61,25 @@ except Exception:  # pragma: no cover - depends on the install
     triton = None
     tl = None
 
-__all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret", "set_blocks", "blocks"]
+__all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret", "set_blocks", "blocks",
+           "set_persistent", "persistent_grid", "last_mode"]
 
 # (BB, BH, BK): batch rows, hidden units and reduction length per program / dot. tl.dot needs
 # each >= 16. Forward grid (ceil(B/BB), H/BH, D): B 100, H 512, BB 16, BH 32 -> 7 x 16 = 112
 # programs, about one per SM (132 on an H100 / H200); the benchmark sweeps these (benchmarks/bench_triton_lstm.py).
 # the fastest exact setting of benchmarks/bench_triton_lstm.py on an H200 (2026-11-26) for both
 # the decoder LSTM 512 and the encoder's two LSTM 256 at B 100 (1.14x / 1.84x the compiled path)
-_BLOCKS: dict[str, tuple[int, int, int]] = {"fw": (16, 32, 64), "bw": (16, 32, 128)}
-_STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4,  # warps per program
-                          "fp32_dot": "ieee"}  # float32 products without TF32: set_fp32_products
+_BLOCKS: dict[str, tuple[int, int, int]] = {"fw": (16, 32, 64), "bw": (16, 32, 128),
+                                            # the persistent kernels (one launch per sequence): B 100
+                                            # -> 4 row tiles x 32 unit blocks = 128 programs, one per
+                                            # SM, each keeping W_hh's 512 x 64 columns (128 KB) in L1
+                                            "pfw": (32, 16, 64), "pbw": (32, 16, 128)}
+_STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4, "pwarps": 4,  # warps per program
+                          "fp32_dot": "ieee",  # float32 products without TF32: set_fp32_products
+                          # one launch per sequence where the grid fits on the device at once
+                          "persistent": os.environ.get("SKETCHRNN_TRITON_PERSISTENT", "0") == "1",
+                          "last_mode": None}  # "persistent" or "steps": how the last forward ran
+_MAX_SPIN = 1 << 22  # acquire reads a program waits at a grid barrier before giving up (seconds)
 
 
 def available() -> bool:
@@ -79,14 +94,18 @@ def set_interpret(on: bool | None) -> None:
 
 
 def set_blocks(fw: tuple[int, int, int] | None = None, bw: tuple[int, int, int] | None = None,
-               warps: int | None = None) -> None:
-    """Tile sizes (BB, BH, BK) of the forward and backward step kernels (powers of two >= 16)
-    and the warps per program (1, 2, 4 (default), 8 or 16)."""
-    if warps is not None:
-        if warps not in (1, 2, 4, 8, 16):
-            raise ValueError(f"warps must be 1, 2, 4, 8 or 16, got {warps!r}")
-        _STATE["warps"] = int(warps)
-    for name, v in (("fw", fw), ("bw", bw)):
+               warps: int | None = None, pfw: tuple[int, int, int] | None = None,
+               pbw: tuple[int, int, int] | None = None, pwarps: int | None = None) -> None:
+    """Tile sizes (BB, BH, BK) of the forward and backward step kernels (powers of two >= 16),
+    the warps per program (1, 2, 4 (default), 8 or 16), and the same of the persistent kernels
+    (``pfw``, ``pbw``, ``pwarps``)."""
+    for key, n in (("warps", warps), ("pwarps", pwarps)):
+        if n is None:
+            continue
+        if n not in (1, 2, 4, 8, 16):
+            raise ValueError(f"{key} must be 1, 2, 4, 8 or 16, got {n!r}")
+        _STATE[key] = int(n)
+    for name, v in (("fw", fw), ("bw", bw), ("pfw", pfw), ("pbw", pbw)):
         if v is None:
             continue
         if len(v) != 3 or any(int(x) < 16 or int(x) & (int(x) - 1) for x in v):
@@ -96,23 +115,60 @@ def set_blocks(fw: tuple[int, int, int] | None = None, bw: tuple[int, int, int] 
 
 def blocks() -> dict[str, Any]:
     """The current settings, in the form :func:`set_blocks` takes."""
-    return {**_BLOCKS, "warps": _STATE["warps"]}
+    return {**_BLOCKS, "warps": _STATE["warps"], "pwarps": _STATE["pwarps"]}
+
+
+def set_persistent(on: bool) -> None:
+    """Run each recurrence as ONE launch of the persistent kernels (all T steps, a grid barrier
+    between steps) wherever its grid fits on the device at once, else one launch per step as
+    before; also ``SKETCHRNN_TRITON_PERSISTENT=1`` at import. Off by default until measured."""
+    _STATE["persistent"] = bool(on)
+
+
+def last_mode() -> str | None:
+    """How the last forward recurrence ran: "persistent" (one launch) or "steps" (one per step)."""
+    return _STATE["last_mode"]
+
+
+def persistent_grid(x: Tensor, B: int, H: int, D: int, which: str = "pfw") -> tuple[int, int, int] | None:
+    """The persistent kernel's grid for B rows, H units, D directions on x's device, or None
+    where it does not apply: switched off, tiles that do not divide H, or more programs than
+    can run at once (every program of the grid must be resident, or the barrier would wait for
+    programs that cannot start: at most one per SM on CUDA; under the interpreter, which runs
+    programs one after another, one program per direction)."""
+    if not _STATE["persistent"] or which not in ("pfw", "pbw"):
+        return None
+    BB, BH, BK = _BLOCKS[which]
+    if H % BH or (H if which == "pfw" else 4 * H) % BK:
+        return None
+    grid = (triton.cdiv(B, BB), H // BH, D)
+    per_dir = grid[0] * grid[1]
+    if _use_interpreter(x):
+        return grid if per_dir == 1 else None
+    if not x.is_cuda:
+        return None
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+    return grid if per_dir * D <= sms else None
 
 
 def _tiles_from_env() -> None:
     """``SKETCHRNN_TRITON_TILES="32,16,32:32,16,64[:8]"`` (forward tiles : backward tiles [: warps])
-    sets them at import (what benchmarks/gpu_session.sh picks from the tile benchmark)."""
-    spec = os.environ.get("SKETCHRNN_TRITON_TILES", "").strip()
-    if not spec:
-        return
-    try:
-        parts = spec.split(":")
-        if len(parts) not in (2, 3):
-            raise ValueError("two or three ':'-separated parts")
-        fw, bw = (tuple(int(v) for v in part.split(",")) for part in parts[:2])
-        set_blocks(fw=fw, bw=bw, warps=int(parts[2]) if len(parts) == 3 else None)  # type: ignore[arg-type]
-    except ValueError as e:
-        raise ValueError(f"SKETCHRNN_TRITON_TILES={spec!r}: expected 'BB,BH,BK:BB,BH,BK[:WARPS]' ({e})") from None
+    sets them at import (what benchmarks/gpu_session.sh picks from the tile benchmark);
+    ``SKETCHRNN_TRITON_PTILES`` the same for the persistent kernels."""
+    for var, names in (("SKETCHRNN_TRITON_TILES", ("fw", "bw", "warps")),
+                       ("SKETCHRNN_TRITON_PTILES", ("pfw", "pbw", "pwarps"))):
+        spec = os.environ.get(var, "").strip()
+        if not spec:
+            continue
+        try:
+            parts = spec.split(":")
+            if len(parts) not in (2, 3):
+                raise ValueError("two or three ':'-separated parts")
+            fw, bw = (tuple(int(v) for v in part.split(",")) for part in parts[:2])
+            set_blocks(**{names[0]: fw, names[1]: bw,  # type: ignore[arg-type]
+                          names[2]: int(parts[2]) if len(parts) == 3 else None})
+        except ValueError as e:
+            raise ValueError(f"{var}={spec!r}: expected 'BB,BH,BK:BB,BH,BK[:WARPS]' ({e})") from None
 
 
 def supports_size(H: int) -> bool:
@@ -252,6 +308,187 @@ def _lstm_bw_step(gn_ptr, wt_ptr, dh_ptr, a_ptr, c_ptr, cp_ptr, m_ptr, dc_ptr, g
     tl.store(dcp, dc * sf, mask=bm)
 
 
+# Persistent variants: ALL T steps in one launch. The programs of a direction (NP of them, all
+# resident at once: the launcher checks the grid against the SM count) meet at a grid barrier
+# after each step, because step t + 1 needs every unit of h_t (forward) or all 4H pre-activation
+# gradients of step t (backward). What this saves over one launch per step: the launch gaps,
+# the tail of each step's grid, and W_hh's trip from L2: a program keeps multiplying the same
+# W_hh columns, which stay in its SM's L1, while h and g (written by other SMs) are read past L1
+# (``.cg``). The barrier: every thread's stores, CTA barrier, one release add on the direction's
+# counter, acquire reads until all NP programs of the step arrived, CTA barrier (the pattern of
+# CUDA's cooperative grid sync). The wait is bounded (MAX_SPIN reads, seconds, once per program):
+# a program that gives up (its peers were not resident) sets err_ptr, waits no more and writes
+# NaN from then on, so a failure shows as a non-finite loss, never as a hang or silently wrong
+# numbers. The step math is the
+# step kernels' above, line for line.
+def _lstm_fw_seq(xp_ptr, w_ptr, hs_ptr, cs_ptr, m_ptr, a_ptr, cnt_ptr, err_ptr,
+                 T, B, forget_bias, s_xt, s_hd, s_mt, s_ad, s_at, NP, MAX_SPIN, H: tl.constexpr,
+                 HAS_MASK: tl.constexpr, BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr,
+                 PREC: tl.constexpr):
+    # xp (T, D, B, 4H): step t, direction d at t * s_xt + d * B * 4H; hs / cs (D, T + 1, B, H):
+    # d * s_hd + t * B * H; masks (T, D, B, H): t * s_mt + d * B * H; acts (D, T or 1, B, 4H):
+    # d * s_ad + t * s_at (s_at = 0: one step's scratch)
+    pb = tl.program_id(0)
+    pj = tl.program_id(1)
+    d = tl.program_id(2)
+    G = 4 * H
+    rb = pb * BB + tl.arange(0, BB)
+    rj = pj * BH + tl.arange(0, BH)
+    rk = tl.arange(0, BK)
+    bm = rb[:, None] < B
+    sr = rb[:, None] * H + rj[None, :]  # (BB, BH) this program's entries of a (B, H) state
+    wp = w_ptr + d * H * G + rj[None, :]  # (1, BH) column starts of W_hh's i block
+    c = tl.load(cs_ptr + d * s_hd + sr, mask=bm, other=0.0)  # c_0; c_t stays in registers
+    poison = tl.load(err_ptr).to(c.dtype) * 0.0  # 0 (NaN once this program gave up waiting)
+    limit = MAX_SPIN + 0 * pb  # reads per barrier (0 once given up)
+    for t in range(0, T):
+        hp = hs_ptr + d * s_hd + t * B * H + rb[:, None] * H  # (BB, 1) row starts of h_{t-1}
+        acc_i = tl.full((BB, BH), 0.0, tl.float32)
+        acc_j = tl.full((BB, BH), 0.0, tl.float32)
+        acc_f = tl.full((BB, BH), 0.0, tl.float32)
+        acc_o = tl.full((BB, BH), 0.0, tl.float32)
+        if PREC == "f64":
+            acc_i = acc_i.to(tl.float64)
+            acc_j = acc_j.to(tl.float64)
+            acc_f = acc_f.to(tl.float64)
+            acc_o = acc_o.to(tl.float64)
+        for k0 in range(0, H, BK):
+            hk = tl.load(hp + (k0 + rk)[None, :], mask=bm, other=0.0, cache_modifier=".cg")  # (BB, BK)
+            wk = wp + (k0 + rk)[:, None] * G  # (BK, BH)
+            if PREC == "tf32":
+                acc_i += tl.dot(hk, tl.load(wk), input_precision="tf32")
+                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32")
+                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32")
+                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32")
+            elif PREC == "tf32x3":
+                acc_i += tl.dot(hk, tl.load(wk), input_precision="tf32x3")
+                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32x3")
+                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32x3")
+                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32x3")
+            else:
+                acc_i += tl.dot(hk, tl.load(wk), input_precision="ieee")
+                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="ieee")
+                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="ieee")
+                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="ieee")
+        xr = xp_ptr + t * s_xt + d * B * G + rb[:, None] * G + rj[None, :]
+        si = 1.0 / (1.0 + tl.exp(-(acc_i + tl.load(xr, mask=bm, other=0.0))))
+        pj_ = acc_j + tl.load(xr + H, mask=bm, other=0.0)
+        ej = tl.exp(-2.0 * tl.abs(pj_))
+        tj = (1.0 - ej) / (1.0 + ej)
+        tj = tl.where(pj_ < 0, -tj, tj)  # tanh
+        sf = 1.0 / (1.0 + tl.exp(-(acc_f + tl.load(xr + 2 * H, mask=bm, other=0.0) + forget_bias)))
+        so = 1.0 / (1.0 + tl.exp(-(acc_o + tl.load(xr + 3 * H, mask=bm, other=0.0))))
+        g = tj
+        if HAS_MASK:
+            g = tj * tl.load(m_ptr + t * s_mt + d * B * H + sr, mask=bm, other=0.0)
+        c = c * sf + si * g
+        ec = tl.exp(-2.0 * tl.abs(c))
+        tc = (1.0 - ec) / (1.0 + ec)
+        tc = tl.where(c < 0, -tc, tc)
+        ar = a_ptr + d * s_ad + t * s_at + rb[:, None] * G + rj[None, :]
+        tl.store(ar, si, mask=bm)
+        tl.store(ar + H, tj, mask=bm)
+        tl.store(ar + 2 * H, sf, mask=bm)
+        tl.store(ar + 3 * H, so, mask=bm)
+        so_ = d * s_hd + (t + 1) * B * H + sr
+        tl.store(cs_ptr + so_, c + poison, mask=bm)
+        tl.store(hs_ptr + so_, tc * so + poison, mask=bm)
+        if t + 1 < T:  # grid barrier: h_t complete before anyone reads it
+            tl.debug_barrier()
+            tl.atomic_add(cnt_ptr + d, 1, sem="release", scope="gpu")
+            target = (t + 1) * NP
+            seen = tl.atomic_add(cnt_ptr + d, 0, sem="acquire", scope="gpu")
+            spins = 0
+            while (seen < target) & (spins < limit):
+                seen = tl.atomic_add(cnt_ptr + d, 0, sem="acquire", scope="gpu")
+                spins += 1
+            if seen < target:  # give up, for good: no more waiting at later barriers
+                tl.atomic_max(err_ptr, 1)
+                poison = poison + float("nan")
+                limit = 0
+            tl.debug_barrier()
+
+
+def _lstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, cs_ptr, m_ptr, dc_ptr, cnt_ptr, err_ptr,
+                 T, B, s_gd, s_hd, s_dt, s_mt, NP, MAX_SPIN, H: tl.constexpr, HAS_MASK: tl.constexpr,
+                 BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
+    # every step's pre-activation gradients g (D, T, B, 4H) (d * s_gd + t * B * 4H; the saved
+    # activations a_ptr likewise), from the outside gradients dhs (T, D, B, H) (t * s_dt +
+    # d * B * H) plus dl (D, B, H) at the last step, W_hh^T (D, 4H, H), cs (D, T + 1, B, H);
+    # dc_ptr (D, B, H): d c_T on entry, d c_0 on exit (carried in registers in between)
+    pb = tl.program_id(0)
+    pj = tl.program_id(1)
+    d = tl.program_id(2)
+    G = 4 * H
+    rb = pb * BB + tl.arange(0, BB)
+    rj = pj * BH + tl.arange(0, BH)
+    rk = tl.arange(0, BK)
+    bm = rb[:, None] < B
+    sr = rb[:, None] * H + rj[None, :]
+    wp = wt_ptr + d * G * H + rj[None, :]  # (1, BH)
+    dc = tl.load(dc_ptr + d * B * H + sr, mask=bm, other=0.0)
+    poison = tl.load(err_ptr).to(dc.dtype) * 0.0
+    limit = MAX_SPIN + 0 * pb
+    for s in range(0, T):
+        t = T - 1 - s
+        dh = tl.load(dhs_ptr + t * s_dt + d * B * H + sr, mask=bm, other=0.0)
+        if s == 0:
+            dh = dh + tl.load(dl_ptr + d * B * H + sr, mask=bm, other=0.0)
+        else:  # + g_{t+1} @ W_hh^T for this program's units: all 4H of g_{t+1}, from every program
+            acc = tl.full((BB, BH), 0.0, tl.float32)
+            if PREC == "f64":
+                acc = acc.to(tl.float64)
+            gp = g_ptr + d * s_gd + (t + 1) * B * G + rb[:, None] * G  # (BB, 1)
+            for n0 in range(0, 4 * H, BK):
+                gk = tl.load(gp + (n0 + rk)[None, :], mask=bm, other=0.0, cache_modifier=".cg")  # (BB, BK)
+                wk = tl.load(wp + (n0 + rk)[:, None] * H)  # (BK, BH) = W_hh[j, n]^T
+                if PREC == "tf32":
+                    acc += tl.dot(gk, wk, input_precision="tf32")
+                elif PREC == "tf32x3":
+                    acc += tl.dot(gk, wk, input_precision="tf32x3")
+                else:
+                    acc += tl.dot(gk, wk, input_precision="ieee")
+            dh = dh + acc
+        ar = a_ptr + d * s_gd + t * B * G + rb[:, None] * G + rj[None, :]
+        si = tl.load(ar, mask=bm, other=0.0)
+        tj = tl.load(ar + H, mask=bm, other=0.0)
+        sf = tl.load(ar + 2 * H, mask=bm, other=0.0)
+        so = tl.load(ar + 3 * H, mask=bm, other=0.0)
+        c = tl.load(cs_ptr + d * s_hd + (t + 1) * B * H + sr, mask=bm, other=0.0)
+        cp = tl.load(cs_ptr + d * s_hd + t * B * H + sr, mask=bm, other=0.0)
+        ec = tl.exp(-2.0 * tl.abs(c))
+        tc = (1.0 - ec) / (1.0 + ec)
+        tc = tl.where(c < 0, -tc, tc)
+        dc = dc + dh * so * (1.0 - tc * tc)
+        g = tj
+        dj = dc * si
+        if HAS_MASK:
+            m = tl.load(m_ptr + t * s_mt + d * B * H + sr, mask=bm, other=0.0)
+            g = tj * m
+            dj = dj * m
+        gr = g_ptr + d * s_gd + t * B * G + rb[:, None] * G + rj[None, :]
+        tl.store(gr, dc * g * si * (1.0 - si) + poison, mask=bm)  # d i
+        tl.store(gr + H, dj * (1.0 - tj * tj) + poison, mask=bm)  # d j
+        tl.store(gr + 2 * H, dc * cp * sf * (1.0 - sf) + poison, mask=bm)  # d f
+        tl.store(gr + 3 * H, dh * tc * so * (1.0 - so) + poison, mask=bm)  # d o
+        dc = dc * sf
+        if s + 1 < T:  # grid barrier: g_t complete before anyone reads it (the forward's)
+            tl.debug_barrier()
+            tl.atomic_add(cnt_ptr + d, 1, sem="release", scope="gpu")
+            target = (s + 1) * NP
+            seen = tl.atomic_add(cnt_ptr + d, 0, sem="acquire", scope="gpu")
+            spins = 0
+            while (seen < target) & (spins < limit):
+                seen = tl.atomic_add(cnt_ptr + d, 0, sem="acquire", scope="gpu")
+                spins += 1
+            if seen < target:  # give up, for good: no more waiting at later barriers
+                tl.atomic_max(err_ptr, 1)
+                poison = poison + float("nan")
+                limit = 0
+            tl.debug_barrier()
+    tl.store(dc_ptr + d * B * H + sr, dc + poison, mask=bm)
+
+
 def _mm(a_ptr, b_ptr, c_ptr, M, s_az, s_am, s_ak, s_bz, s_bk, s_bn, s_cz, s_cm,
         K: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
     # C[z] = A[z] @ B[z] for one (BM, BN) tile; any strides (a transposed B costs nothing);
@@ -279,14 +516,14 @@ def _mm(a_ptr, b_ptr, c_ptr, M, s_az, s_am, s_ak, s_bz, s_bk, s_bn, s_cz, s_cm,
     tl.store(c_ptr + z * s_cz + rm[:, None] * s_cm + rn[None, :], acc, mask=mm_)
 
 
-def _kernels(interpret: bool) -> tuple[Any, Any, Any]:
+def _kernels(interpret: bool) -> tuple[Any, Any, Any, Any, Any]:
     ks = _STATE["kernels"].get(interpret)
     if ks is None:
         if interpret:
             from triton.runtime.interpreter import InterpretedFunction as wrap
         else:
             wrap = triton.jit
-        ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step), wrap(_mm))
+        ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step), wrap(_mm), wrap(_lstm_fw_seq), wrap(_lstm_bw_seq))
         _STATE["kernels"][interpret] = ks
     return ks
 
@@ -306,7 +543,7 @@ def mm(a: Tensor, b: Tensor, tiles: tuple[int, int, int] | None = None) -> Tenso
         raise ValueError(f"mm: shapes {tuple(a.shape)} @ {tuple(b.shape)} do not fit tiles {(BM, BN, BK)}")
     c = a3.new_empty((Z, M, N))
     zb = b3.stride(0) if b3.shape[0] > 1 else 0
-    _, _, kern = _kernels(_use_interpreter(a3))
+    kern = _kernels(_use_interpreter(a3))[2]
     kern[(triton.cdiv(M, BM), N // BN, Z)](a3, b3, c, M, a3.stride(0), a3.stride(1), a3.stride(2), zb,
                                             b3.stride(1), b3.stride(2), c.stride(0), c.stride(1), K=K, BM=BM,
                                             BN=BN, BK=BK, PREC=_precision(a3), **_launch_opts(a3))
@@ -318,8 +555,8 @@ def _use_interpreter(x: Tensor) -> bool:
     return (not x.is_cuda) if on is None else bool(on)
 
 
-def _launch_opts(x: Tensor) -> dict[str, int]:
-    return {} if _use_interpreter(x) else {"num_warps": _STATE["warps"]}
+def _launch_opts(x: Tensor, persistent: bool = False) -> dict[str, int]:
+    return {} if _use_interpreter(x) else {"num_warps": _STATE["pwarps" if persistent else "warps"]}
 
 
 def _precision(x: Tensor) -> str:
@@ -352,10 +589,22 @@ def _forward(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None
     cs = xp.new_empty((D, T + 1, B, H))
     acts = xp.new_empty((D, T if keep else 1, B, G))  # [s(i), tanh(j), s(f + bias), s(o)] per step
     hs[:, 0], cs[:, 0] = h0, c0
-    fw, _, _ = _kernels(_use_interpreter(xp))
+    prec = _precision(xp)
+    pgrid = persistent_grid(xp, B, H, D, "pfw")
+    if pgrid is not None:  # all T steps in one launch
+        BB, BH, BK = _BLOCKS["pfw"]
+        cnt, err = xp.new_zeros(D, dtype=torch.int32), xp.new_zeros(1, dtype=torch.int32)
+        _kernels(_use_interpreter(xp))[3][pgrid](
+            xp, w, hs, cs, masks if masks is not None else xp, acts, cnt, err, T, B, float(forget_bias),
+            D * B * G, (T + 1) * B * H, D * B * H, acts.shape[1] * B * G, B * G if keep else 0,
+            pgrid[0] * pgrid[1], _MAX_SPIN, H=H, HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec,
+            **_launch_opts(xp, persistent=True))
+        _STATE["last_mode"] = "persistent"
+        return hs, cs, acts
+    _STATE["last_mode"] = "steps"
+    fw = _kernels(_use_interpreter(xp))[0]
     BB, BH, BK = _BLOCKS["fw"]
     grid = (triton.cdiv(B, BB), H // BH, D)
-    prec = _precision(xp)
     s_x, s_h, s_a = B * G, (T + 1) * B * H, acts.shape[1] * B * G
     s_m = B * H
     for t in range(T):
@@ -390,22 +639,39 @@ class _TritonLSTMSequence(torch.autograd.Function):
         grads = torch.empty_like(acts)  # (D, T, B, 4H)
         dc = dc_last.contiguous().clone()  # (D, B, H), carried in place
         dhs = dhs.contiguous()  # (T, D, B, H)
-        d_last = (dhs[T - 1] + dh_last).contiguous()
-        _, bw, _ = _kernels(_use_interpreter(acts))
-        BB, BH, BK = _BLOCKS["bw"]
-        grid = (triton.cdiv(B, BB), H // BH, D)
         prec = _precision(acts)
-        s_g, s_h, s_dh, s_m = T * B * G, (T + 1) * B * H, B * H, B * H
-        for t in range(T - 1, -1, -1):
-            last = t == T - 1
-            bw[grid](grads[:, t + 1] if not last else grads[:, t], wt, d_last if last else dhs[t], acts[:, t],
-                     cs[:, t + 1], cs[:, t], masks[t] if masks is not None else acts[:, t], dc, grads[:, t],
-                     B, s_g, s_h, s_dh, s_m, s_g, H=H,
-                     HAS_NEXT=not last, HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec,
-                     **_launch_opts(acts))
+        pgrid = persistent_grid(acts, B, H, D, "pbw")
+        if pgrid is not None:  # all T steps in one launch
+            BB, BH, BK = _BLOCKS["pbw"]
+            cnt, err = acts.new_zeros(D, dtype=torch.int32), acts.new_zeros(1, dtype=torch.int32)
+            _kernels(_use_interpreter(acts))[4][pgrid](
+                grads, wt, dhs, dh_last.contiguous(), acts, cs, masks if masks is not None else acts, dc, cnt, err,
+                T, B, T * B * G, (T + 1) * B * H, D * B * H, D * B * H, pgrid[0] * pgrid[1], _MAX_SPIN, H=H,
+                HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec, **_launch_opts(acts, persistent=True))
+        else:
+            _backward_steps(grads, wt, dhs, dh_last, acts, cs, masks, dc, prec)
         dh0 = torch.bmm(grads[:, 0], wt)  # (D, B, H)
         dw = torch.bmm(hs[:, :-1].reshape(D, T * B, H).transpose(1, 2), grads.reshape(D, T * B, G))  # (D, H, 4H)
         return grads.transpose(0, 1), dw, dc, dh0, None, None
+
+
+def _backward_steps(grads: Tensor, wt: Tensor, dhs: Tensor, dh_last: Tensor, acts: Tensor, cs: Tensor,
+                    masks: Tensor | None, dc: Tensor, prec: str) -> None:
+    """The backward as one launch per step (T launches), filling grads and dc in place."""
+    D, T, B, G = acts.shape
+    H = G // 4
+    d_last = (dhs[T - 1] + dh_last).contiguous()
+    bw = _kernels(_use_interpreter(acts))[1]
+    BB, BH, BK = _BLOCKS["bw"]
+    grid = (triton.cdiv(B, BB), H // BH, D)
+    s_g, s_h, s_dh, s_m = T * B * G, (T + 1) * B * H, B * H, B * H
+    for t in range(T - 1, -1, -1):
+        last = t == T - 1
+        bw[grid](grads[:, t + 1] if not last else grads[:, t], wt, d_last if last else dhs[t], acts[:, t],
+                 cs[:, t + 1], cs[:, t], masks[t] if masks is not None else acts[:, t], dc, grads[:, t],
+                 B, s_g, s_h, s_dh, s_m, s_g, H=H,
+                 HAS_NEXT=not last, HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec,
+                 **_launch_opts(acts))
 
 
 def lstm_sequence(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None,
