@@ -24,6 +24,10 @@ from sketchrnn.fast import triton_lstm as tlm  # noqa: E402
 from sketchrnn.fast.oracle import oracle_losses  # noqa: E402
 from sketchrnn.model import SketchRNN  # noqa: E402
 
+# Triton 3.6's interpreter cannot loop over a runtime bound (``range(T)``: "only 0-dimensional
+# arrays can be converted to Python scalars"); 3.8's can. Compiled kernels are not affected.
+_INTERPRETER_LOOPS = tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 8)
+
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-300))
@@ -272,14 +276,14 @@ def test_benchmark_dry_run(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "b.json"
     r = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_triton_lstm.py"), "--device", "cpu",
-                        "--dry-run", "--persistent", "--json-out", str(out)], capture_output=True, text=True,
-                       timeout=300)
+                        "--dry-run"] + (["--persistent"] if _INTERPRETER_LOOPS else []) + ["--json-out", str(out)],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) >= 3 and not any("error" in x for x in rows)
     assert all(x["out_rel_err"] <= 1e-5 and x["grad_rel_err"] <= 1e-5 for x in rows)
     persistent = [x for x in rows if x["variant"] == "persistent"]
-    assert {x["shape"] for x in persistent} == {"tiny_dec", "tiny_enc"}
+    assert {x["shape"] for x in persistent} == ({"tiny_dec", "tiny_enc"} if _INTERPRETER_LOOPS else set())
     assert all(x["mode"] == "persistent" for x in persistent)
     assert all(x["mode"] == "steps" for x in rows if x["variant"] == "triton")
 
@@ -355,6 +359,8 @@ def test_no_grad_forward_matches(small_tiles):
 @pytest.fixture
 def persistent():
     """The persistent kernels on, on the interpreter; restores tiles and the switch afterwards."""
+    if not _INTERPRETER_LOOPS:
+        pytest.skip(f"Triton {triton.__version__}'s interpreter cannot run the persistent kernels (needs 3.8)")
     saved = tlm.blocks()
     tlm.set_blocks(fw=(16, 16, 16), bw=(16, 16, 16))
     tlm.set_interpret(None)
