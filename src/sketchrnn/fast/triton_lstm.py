@@ -72,9 +72,11 @@ __all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret",
 _BLOCKS: dict[str, tuple[int, int, int]] = {"fw": (16, 32, 64), "bw": (16, 32, 128),
                                             # the persistent kernels (one launch per sequence): B 100
                                             # -> 4 row tiles x 32 unit blocks = 128 programs, one per
-                                            # SM, each keeping W_hh's 512 x 64 columns (128 KB) in L1
+                                            # SM, each keeping W_hh's 512 x 64 columns (128 KB) in L1;
+                                            # 8 warps: 150 / 190 registers, no spills (sm_90)
                                             "pfw": (32, 16, 64), "pbw": (32, 16, 128)}
-_STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4, "pwarps": 4,  # warps per program
+# pwarps 8: with 4 warps the persistent kernels spill (ptxas -v, Triton 3.6: benchmarks/compile_sm90.py)
+_STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4, "pwarps": 8,  # warps per program
                           "fp32_dot": "ieee",  # float32 products without TF32: set_fp32_products
                           # one launch per sequence where the grid fits on the device at once
                           "persistent": os.environ.get("SKETCHRNN_TRITON_PERSISTENT", "0") == "1",
