@@ -373,16 +373,18 @@ def persistent():
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("D,B,H,T,masked", [
     (1, 20, 32, 5, True),  # the decoder: 20 valid rows of a 32-row tile
+    (1, 40, 32, 4, True),  # three row tiles (16 + 16 + 8 rows), each with its own barrier counter
     (2, 7, 16, 4, False),  # both encoder directions, each its own program and barrier counter
     (1, 20, 32, 1, True),  # a single step: no barrier at all
 ])
 def test_persistent_kernels_match_the_float64_reference(persistent, dtype, tol, D, B, H, T, masked):
     """All T steps in one launch (forward and backward), the barrier between steps, c and dc
     carried in registers: the same figures as the float64 reference. The interpreter runs the
-    programs of a grid one after another, so here each direction is one program (its barrier
-    is met at once); several programs per direction meet only on a GPU (gpu tests below)."""
-    tlm.set_blocks(pfw=(32, H, 16), pbw=(32, H, 16))
-    assert tlm.persistent_grid(torch.zeros(1), B, H, D, "pfw") == (1, 1, D)
+    programs of a grid one after another, so here each row tile is one program (its barrier is
+    met at once); several unit blocks per row tile meet only on a GPU (gpu tests below)."""
+    bb = 16 if B > 32 else 32
+    tlm.set_blocks(pfw=(bb, H, 16), pbw=(bb, H, 16))
+    assert tlm.persistent_grid(torch.zeros(1), B, H, D, "pfw") == (-(-B // bb), 1, D)
     _check(dtype, D, B, H, T, masked, 1.0, tol)
     assert tlm.last_mode() == "persistent"
 
@@ -394,27 +396,30 @@ def test_persistent_grid_rules(persistent, monkeypatch):
     tlm.set_blocks(pfw=(32, 32, 16), pbw=(32, 32, 16))
     assert tlm.persistent_grid(x, 20, 32, 1, "pfw") == (1, 1, 1)
     assert tlm.persistent_grid(x, 20, 48, 1, "pfw") is None  # 48 % 32
-    assert tlm.persistent_grid(x, 40, 32, 1, "pfw") is None  # two row tiles: two programs
+    assert tlm.persistent_grid(x, 40, 32, 1, "pfw") == (2, 1, 1)  # two row tiles, one program each
+    assert tlm.persistent_grid(x, 20, 64, 1, "pfw") is None  # two unit blocks would wait for each other
     assert tlm.persistent_grid(x, 20, 32, 1, "fw") is None
     tlm.set_persistent(False)
     assert tlm.persistent_grid(x, 20, 32, 1, "pfw") is None
     tlm.set_persistent(True)
-    _check(torch.float64, 1, 40, 32, 3, True, 1.0, 1e-12)
+    _check(torch.float64, 1, 20, 64, 3, True, 1.0, 1e-12)
     assert tlm.last_mode() == "steps"
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy on the NaNs it is meant to produce
 def test_a_barrier_that_cannot_be_met_gives_nan_not_a_hang(persistent, monkeypatch):
     """Programs that are not all resident would wait forever at the grid barrier; the wait is
     bounded instead, and a program that gives up writes NaN (a visible non-finite loss, not
-    wrong numbers). Forced here: two programs per direction on the interpreter, which runs the
-    first to its end before the second starts."""
+    wrong numbers). Forced here: two unit blocks of one row tile on the interpreter, which runs
+    the first to its end before the second starts."""
     monkeypatch.setattr(tlm, "_MAX_SPIN", 3)
-    monkeypatch.setattr(tlm, "persistent_grid", lambda x, B, H, D, which="pfw": (2, 1, D))
-    tlm.set_blocks(pfw=(16, 32, 16), pbw=(16, 32, 16))
+    monkeypatch.setattr(tlm, "persistent_grid", lambda x, B, H, D, which="pfw": (1, 2, D))
+    tlm.set_blocks(pfw=(32, 16, 16), pbw=(32, 16, 16))
     ins, m = _inputs(1, 20, 32, 4, True)
     hs, (c, h) = tlm.lstm_sequence(*[t.float() for t in ins], m.float(), 1.0)
     assert tlm.last_mode() == "persistent"
-    assert torch.isnan(hs[1:, :, :16]).all() and torch.isnan(h).any()
+    assert not torch.isnan(hs[0]).any()  # step 0 was computed before the first barrier
+    assert torch.isnan(hs[1:, :, :, :16]).all() and torch.isnan(h[..., :16]).all()  # the first program's units
 
 
 @pytest.mark.gpu

@@ -18,7 +18,7 @@ pointwise kernels (benchmarks/RESULTS.md, "Kernel profile"). Here a step is ONE 
   projection's gradient is the pre-activation gradients themselves (as in
   :class:`.decoder._LSTMSequence`, whose torch-operations path is the reference here).
 * persistent (opt-in, :func:`set_persistent`; not yet run on a GPU): the same math with all T
-  steps in ONE launch each way, the programs meeting at a grid barrier after every step, so that
+  steps in ONE launch each way, the programs of a row tile meeting at a barrier after every step, so that
   each SM keeps multiplying the same W_hh columns (L1-resident) instead of fetching them from L2
   per step and launch; only where every program of the grid can be resident at once
   (:func:`persistent_grid`), else the step kernels run. Expected to remove most of the ~42 us per
@@ -137,20 +137,19 @@ def persistent_grid(x: Tensor, B: int, H: int, D: int, which: str = "pfw") -> tu
     where it does not apply: switched off, tiles that do not divide H, or more programs than
     can run at once (every program of the grid must be resident, or the barrier would wait for
     programs that cannot start: at most one per SM on CUDA; under the interpreter, which runs
-    programs one after another, one program per direction)."""
+    programs one after another, one program per row tile: BH = H)."""
     if not _STATE["persistent"] or which not in ("pfw", "pbw"):
         return None
     BB, BH, BK = _BLOCKS[which]
     if H % BH or (H if which == "pfw" else 4 * H) % BK:
         return None
     grid = (triton.cdiv(B, BB), H // BH, D)
-    per_dir = grid[0] * grid[1]
     if _use_interpreter(x):
-        return grid if per_dir == 1 else None
+        return grid if grid[1] == 1 else None
     if not x.is_cuda:
         return None
     sms = torch.cuda.get_device_properties(x.device).multi_processor_count
-    return grid if per_dir * D <= sms else None
+    return grid if grid[0] * grid[1] * D <= sms else None
 
 
 def _tiles_from_env() -> None:
@@ -310,10 +309,11 @@ def _lstm_bw_step(gn_ptr, wt_ptr, dh_ptr, a_ptr, c_ptr, cp_ptr, m_ptr, dc_ptr, g
     tl.store(dcp, dc * sf, mask=bm)
 
 
-# Persistent variants: ALL T steps in one launch. The programs of a direction (NP of them, all
-# resident at once: the launcher checks the grid against the SM count) meet at a grid barrier
-# after each step, because step t + 1 needs every unit of h_t (forward) or all 4H pre-activation
-# gradients of step t (backward). What this saves over one launch per step: the launch gaps,
+# Persistent variants: ALL T steps in one launch. The programs of a row tile (NP = H / BH of
+# them: the unit blocks of the same rows and direction; the whole grid resident at once: the
+# launcher checks it against the SM count) meet at a barrier after each step, because step t + 1
+# of rows b needs every unit of h_t[b] (forward) or all 4H pre-activation gradients g_t[b]
+# (backward), and nothing of other rows. What this saves over one launch per step: the launch gaps,
 # the tail of each step's grid, and W_hh's trip from L2: a program keeps multiplying the same
 # W_hh columns, which stay in its SM's L1, while h and g (written by other SMs) are read past L1
 # (``.cg``). The barrier: every thread's stores, CTA barrier, one release add on the direction's
@@ -343,6 +343,7 @@ def _lstm_fw_seq(xp_ptr, w_ptr, hs_ptr, cs_ptr, m_ptr, a_ptr, cnt_ptr, err_ptr,
     c = tl.load(cs_ptr + d * s_hd + sr, mask=bm, other=0.0)  # c_0; c_t stays in registers
     poison = tl.load(err_ptr).to(c.dtype) * 0.0  # 0 (NaN once this program gave up waiting)
     limit = MAX_SPIN + 0 * pb  # reads per barrier (0 once given up)
+    grp = d * tl.num_programs(0) + pb  # this row tile's barrier counter
     for t in range(0, T):
         hp = hs_ptr + d * s_hd + t * B * H + rb[:, None] * H  # (BB, 1) row starts of h_{t-1}
         acc_i = tl.full((BB, BH), 0.0, tl.float32)
@@ -395,14 +396,14 @@ def _lstm_fw_seq(xp_ptr, w_ptr, hs_ptr, cs_ptr, m_ptr, a_ptr, cnt_ptr, err_ptr,
         so_ = d * s_hd + (t + 1) * B * H + sr
         tl.store(cs_ptr + so_, c + poison, mask=bm)
         tl.store(hs_ptr + so_, tc * so + poison, mask=bm)
-        if t + 1 < T:  # grid barrier: h_t complete before anyone reads it
+        if t + 1 < T:  # row-tile barrier: h_t[rows] complete before anyone reads it
             tl.debug_barrier()
-            tl.atomic_add(cnt_ptr + d, 1, sem="release", scope="gpu")
+            tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
             target = (t + 1) * NP
-            seen = tl.atomic_add(cnt_ptr + d, 0, sem="acquire", scope="gpu")
+            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
             spins = 0
             while (seen < target) & (spins < limit):
-                seen = tl.atomic_add(cnt_ptr + d, 0, sem="acquire", scope="gpu")
+                seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
                 spins += 1
             if seen < target:  # give up, for good: no more waiting at later barriers
                 tl.atomic_max(err_ptr, 1)
@@ -431,6 +432,7 @@ def _lstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, cs_ptr, m_ptr, dc_ptr, c
     dc = tl.load(dc_ptr + d * B * H + sr, mask=bm, other=0.0)
     poison = tl.load(err_ptr).to(dc.dtype) * 0.0
     limit = MAX_SPIN + 0 * pb
+    grp = d * tl.num_programs(0) + pb
     for s in range(0, T):
         t = T - 1 - s
         dh = tl.load(dhs_ptr + t * s_dt + d * B * H + sr, mask=bm, other=0.0)
@@ -474,14 +476,14 @@ def _lstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, cs_ptr, m_ptr, dc_ptr, c
         tl.store(gr + 2 * H, dc * cp * sf * (1.0 - sf) + poison, mask=bm)  # d f
         tl.store(gr + 3 * H, dh * tc * so * (1.0 - so) + poison, mask=bm)  # d o
         dc = dc * sf
-        if s + 1 < T:  # grid barrier: g_t complete before anyone reads it (the forward's)
+        if s + 1 < T:  # row-tile barrier: g_t[rows] complete before anyone reads it
             tl.debug_barrier()
-            tl.atomic_add(cnt_ptr + d, 1, sem="release", scope="gpu")
+            tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
             target = (s + 1) * NP
-            seen = tl.atomic_add(cnt_ptr + d, 0, sem="acquire", scope="gpu")
+            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
             spins = 0
             while (seen < target) & (spins < limit):
-                seen = tl.atomic_add(cnt_ptr + d, 0, sem="acquire", scope="gpu")
+                seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
                 spins += 1
             if seen < target:  # give up, for good: no more waiting at later barriers
                 tl.atomic_max(err_ptr, 1)
@@ -595,11 +597,11 @@ def _forward(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None
     pgrid = persistent_grid(xp, B, H, D, "pfw")
     if pgrid is not None:  # all T steps in one launch
         BB, BH, BK = _BLOCKS["pfw"]
-        cnt, err = xp.new_zeros(D, dtype=torch.int32), xp.new_zeros(1, dtype=torch.int32)
+        cnt, err = xp.new_zeros(D * pgrid[0], dtype=torch.int32), xp.new_zeros(1, dtype=torch.int32)
         _kernels(_use_interpreter(xp))[3][pgrid](
             xp, w, hs, cs, masks if masks is not None else xp, acts, cnt, err, T, B, float(forget_bias),
             D * B * G, (T + 1) * B * H, D * B * H, acts.shape[1] * B * G, B * G if keep else 0,
-            pgrid[0] * pgrid[1], _MAX_SPIN, H=H, HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec,
+            pgrid[1], _MAX_SPIN, H=H, HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec,
             **_launch_opts(xp, persistent=True))
         _STATE["last_mode"] = "persistent"
         return hs, cs, acts
@@ -645,10 +647,10 @@ class _TritonLSTMSequence(torch.autograd.Function):
         pgrid = persistent_grid(acts, B, H, D, "pbw")
         if pgrid is not None:  # all T steps in one launch
             BB, BH, BK = _BLOCKS["pbw"]
-            cnt, err = acts.new_zeros(D, dtype=torch.int32), acts.new_zeros(1, dtype=torch.int32)
+            cnt, err = acts.new_zeros(D * pgrid[0], dtype=torch.int32), acts.new_zeros(1, dtype=torch.int32)
             _kernels(_use_interpreter(acts))[4][pgrid](
                 grads, wt, dhs, dh_last.contiguous(), acts, cs, masks if masks is not None else acts, dc, cnt, err,
-                T, B, T * B * G, (T + 1) * B * H, D * B * H, D * B * H, pgrid[0] * pgrid[1], _MAX_SPIN, H=H,
+                T, B, T * B * G, (T + 1) * B * H, D * B * H, D * B * H, pgrid[1], _MAX_SPIN, H=H,
                 HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec, **_launch_opts(acts, persistent=True))
         else:
             _backward_steps(grads, wt, dhs, dh_last, acts, cs, masks, dc, prec)
