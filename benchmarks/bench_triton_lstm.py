@@ -36,7 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 
 # (directions, batch, units, steps); dec512_T130_B1000: the decoder-only cat recipe's late phase
-SHAPES = {"dec512": (1, 100, 512, 250), "enc256x2": (2, 100, 256, 250), "dec512_T130_B1000": (1, 1000, 512, 130)}
+SHAPES = {"dec512": (1, 100, 512, 250), "enc256x2": (2, 100, 256, 250), "dec512_T130_B1000": (1, 1000, 512, 130),
+          "ln512": (1, 100, 512, 250)}
+# the LayerNorm LSTM (the LayerNorm decoder's recurrence): compiled path against the persistent
+# kernels only (the step kernels are plain-LSTM only)
+KIND = {"ln512": "layer_norm", "tiny_ln": "layer_norm"}
 # (forward tiles, backward tiles, warps per program); the first is the kernels' default (the best
 # at B 100 on an H200, 2026-11-26: 1.14x the compiled path for the decoder, 1.84x for the
 # encoder). Measured there: larger reduction blocks (BK) helped, larger batch tiles hurt at B 100
@@ -72,15 +76,28 @@ def inputs(D: int, B: int, H: int, T: int, device: str, dtype: torch.dtype, seed
     return [t.to(**to).requires_grad_() for t in (xp, w, c0, h0)], m.to(**to), dh.to(**to)
 
 
-def reference(D, B, H, T, device: str = "cpu"):
-    """float64 outputs and input gradients of the project's hand-differentiated LSTM (on the
-    bench's device: float64 products are IEEE there too, and B 1000 on one CPU thread takes ~1 min)."""
+def ln_params(D: int, H: int, device: str, dtype: torch.dtype) -> dict:
+    """Gains and shifts of the LayerNorm LSTM's norms (fixed, not differentiated here)."""
+    g = torch.Generator().manual_seed(7)
+    p = {k: (1.0 if k.startswith("gamma") else 0.0) + 0.2 * torch.randn(D, 1, n, generator=g, dtype=torch.float64)
+         for k, n in (("gamma", 4 * H), ("beta", 4 * H), ("gamma_c", H), ("beta_c", H))}
+    return {k: v.to(device=device, dtype=dtype) for k, v in p.items()}
+
+
+def reference(D, B, H, T, device: str = "cpu", kind: str = "lstm"):
+    """float64 outputs and input gradients of the project's hand-differentiated LSTM, or of the
+    eager LayerNorm-LSTM recurrence (on the bench's device: float64 products are IEEE there too,
+    and B 1000 on one CPU thread takes ~1 min)."""
     from sketchrnn.fast import decoder as fd
 
     ins, m, dh = inputs(D, B, H, T, device, torch.float64)
     xp, w, c0, h0 = ins
-    hs = torch.stack([fd._LSTMSequence.apply(xp[:, d], None, None, w[d], c0[d], h0[d], m[:, d], 1.0)[0]
-                      for d in range(D)], 1)
+    if kind == "layer_norm":
+        seq = fd._Seq("layer_norm", {"w_hh": w, **ln_params(D, H, device, torch.float64)}, 1.0)
+        hs = fd.run_sequence(seq, xp, (c0, h0), m, pointwise=fd._EAGER)[0]
+    else:
+        hs = torch.stack([fd._LSTMSequence.apply(xp[:, d], None, None, w[d], c0[d], h0[d], m[:, d], 1.0)[0]
+                          for d in range(D)], 1)
     (hs * dh).sum().backward()
     return hs.detach().cpu(), [t.grad.cpu() for t in ins]
 
@@ -89,14 +106,15 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.detach().double().cpu() - b.double()).norm() / b.double().norm())
 
 
-def run_once(variant: str, D, B, H, T, device: str, dtype=torch.float32):
+def run_once(variant: str, D, B, H, T, device: str, dtype=torch.float32, kind: str = "lstm"):
     """Outputs and input gradients of one variant (graph-captured on CUDA)."""
     from sketchrnn.fast import cuda as fc
     from sketchrnn.fast import decoder as fd
 
     ins, m, dh = inputs(D, B, H, T, device, dtype)
     xp, w, c0, h0 = ins
-    seq = fd._Seq("lstm", {"w_hh": w}, 1.0)
+    lnp = ln_params(D, H, device, dtype) if kind == "layer_norm" else {}
+    seq = fd._Seq(kind, {"w_hh": w, **lnp}, 1.0)
     if device == "cuda":
         res = fc.run_sequence_accelerated(seq, xp, (c0, h0), m, "bench")
         assert res is not None, "no accelerated path"
@@ -104,7 +122,11 @@ def run_once(variant: str, D, B, H, T, device: str, dtype=torch.float32):
     else:  # interpreter smoke run: the kernels directly
         from sketchrnn.fast import triton_lstm
 
-        hs = triton_lstm.lstm_sequence(xp, w, c0, h0, m, 1.0)[0]
+        if kind == "layer_norm":
+            hs = triton_lstm.ln_lstm_sequence(xp, w, lnp["gamma"], lnp["beta"], lnp["gamma_c"], lnp["beta_c"], c0, h0,
+                                              m, 1.0)[0]
+        else:
+            hs = triton_lstm.lstm_sequence(xp, w, c0, h0, m, 1.0)[0]
     (hs * dh).sum().backward()
     return hs, [t.grad for t in ins], (xp, w, c0, h0, m, dh, seq)
 
@@ -212,7 +234,7 @@ def main() -> None:
     shapes = {k: SHAPES[k] for k in args.shapes.split(",")}
     tiles, ptiles = TILES, PTILES
     if args.dry_run:  # (the interpreter runs a persistent grid only with one program per direction)
-        shapes = {"tiny_dec": (1, 20, 32, 4), "tiny_enc": (2, 7, 16, 3)}
+        shapes = {"tiny_dec": (1, 20, 32, 4), "tiny_enc": (2, 7, 16, 3), "tiny_ln": (1, 20, 32, 3)}
         tiles = [((16, 16, 16), (16, 16, 16), 4), ((32, 16, 32), (32, 16, 32), 4)]
         ptiles = [((32, 32, 16), (32, 32, 16), 4), ((32, 16, 16), (32, 16, 16), 4)]
     out_path = args.json_out or (os.path.join(os.environ["OUT"], "bench_triton_lstm.json") if os.environ.get("OUT")
@@ -229,12 +251,14 @@ def main() -> None:
     print(f"{'shape':>12} | {'variant':>12} | {'fw tiles':>13} | {'bw tiles':>13} | {'w':>2} | {'ms/rec':>8} | "
           f"{'us/step':>8} | {'vs comp':>7} | {'out err':>8} | {'grad err':>8}", flush=True)
     for name, (D, B, H, T) in shapes.items():
-        ref_hs, ref_g = reference(D, B, H, T, args.device)
+        kind = KIND.get(name, "lstm")
+        ref_hs, ref_g = reference(D, B, H, T, args.device, kind)
         variants = [("compiled", None, False)] if args.device == "cuda" else []
         shape_tiles = tiles if args.dry_run else TILES_FOR.get(name, tiles)
         if args.persistent:
             shape_tiles = shape_tiles[:1]
-        variants += [("triton", t, False) for t in shape_tiles]
+        if kind == "lstm":
+            variants += [("triton", t, False) for t in shape_tiles]
         if args.persistent:  # then the best persistent setting with TF32 x3 products and in TF32
             variants += [("persistent", t, False) for t in ptiles]
             if args.device == "cuda":
@@ -277,7 +301,9 @@ def main() -> None:
                         continue
                 fc.configure(triton=tl_ is not None)
                 triton_lstm.set_fp32_products("tf32x3" if variant.endswith("-tf32x3") else "ieee")
-                hs, grads, state = run_once(variant, D, B, H, T, args.device)
+                if kind == "layer_norm" and variant.startswith("triton"):
+                    continue  # the step kernels are plain-LSTM only
+                hs, grads, state = run_once(variant, D, B, H, T, args.device, kind=kind)
                 if tl_ is not None:
                     row["mode"] = triton_lstm.last_mode()
                 row["out_rel_err"] = rel(hs, ref_hs)

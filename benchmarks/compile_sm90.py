@@ -40,8 +40,19 @@ SIGS = {
     "bw_seq": dict(g_ptr=P32, wt_ptr=P32, dhs_ptr=P32, dl_ptr=P32, a_ptr=P32, cs_ptr=P32, m_ptr=P32, dc_ptr=P32,
                    cnt_ptr="*i32", err_ptr="*i32", T="i32", B="i32", s_gd="i32", s_hd="i32", s_dt="i32",
                    s_mt="i32", NP="i32", MAX_SPIN="i32"),
+    "lnlstm_fw_seq": dict(xp_ptr=P32, w_ptr=P32, gam_ptr=P32, bet_ptr=P32, gamc_ptr=P32, betc_ptr=P32, hs_ptr=P32,
+                          cs_ptr=P32, m_ptr=P32, a_ptr=P32, xh_ptr=P32, ch_ptr=P32, rs_ptr=P32, rsc_ptr=P32, st_ptr=P32,
+                          cnt_ptr="*i32", err_ptr="*i32", T="i32", B="i32", forget_bias="fp32", eps="fp32",
+                          s_xt="i32", s_hd="i32", s_mt="i32", s_ad="i32", s_at="i32", s_cd="i32", s_ct="i32",
+                          MAX_SPIN="i32"),
+    "lnlstm_bw_seq": dict(g_ptr=P32, wt_ptr=P32, dhs_ptr=P32, dl_ptr=P32, a_ptr=P32, xh_ptr=P32, ch_ptr=P32,
+                          rs_ptr=P32, rsc_ptr=P32, cs_ptr=P32, m_ptr=P32, gam_ptr=P32, gamc_ptr=P32, betc_ptr=P32,
+                          dc_ptr=P32, dgam_ptr=P32, dbet_ptr=P32, dgamc_ptr=P32, dbetc_ptr=P32, st_ptr=P32,
+                          cnt_ptr="*i32", err_ptr="*i32", T="i32", B="i32", s_gd="i32", s_hd="i32", s_dt="i32",
+                          s_mt="i32", s_cd="i32", MAX_SPIN="i32"),
 }
-KERNELS = {"steps": ("fw_step", "bw_step"), "persistent": ("fw_seq", "bw_seq")}
+KERNELS = {"steps": ("fw_step", "bw_step"), "persistent": ("fw_seq", "bw_seq"),
+           "layer_norm": ("lnlstm_fw_seq", "lnlstm_bw_seq")}
 
 
 def compile_one(name: str, H: int, tiles: tuple[int, int, int], warps: int, prec: str, arch: int,
@@ -52,8 +63,10 @@ def compile_one(name: str, H: int, tiles: tuple[int, int, int], warps: int, prec
 
     from sketchrnn.fast import triton_lstm as tlm
 
-    fn = triton.jit(getattr(tlm, "_lstm_" + name))
+    fn = triton.jit(getattr(tlm, "_" + name if name.startswith("lnlstm") else "_lstm_" + name))
     consts = dict(H=H, HAS_MASK=True, BB=tiles[0], BH=tiles[1], BK=tiles[2], PREC=prec)
+    if name.startswith("lnlstm"):
+        consts["NJ"] = H // tiles[1]
     if name == "bw_step":
         consts["HAS_NEXT"] = True
     # the signature in the function's own parameter order (constexpr ones by index)

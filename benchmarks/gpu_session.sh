@@ -186,7 +186,7 @@ if best:
     } >> "$LOG" 2>&1
     step 180 gpu_tests_persistent $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py -k persistent
     TESTS_OK=$(grep -q "^===== gpu_tests_persistent: rc=0 " "$LOG" && echo 1 || echo 0)
-    step 200 bench_persistent $PY benchmarks/bench_triton_lstm.py --shapes dec512,enc256x2 --no-gemm --persistent \
+    step 240 bench_persistent $PY benchmarks/bench_triton_lstm.py --shapes dec512,enc256x2,ln512 --no-gemm --persistent \
       --json-out "$OUT/bench_triton_lstm.json"
     step 150 bench_train_persistent $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm,layer_norm \
       --variants fast,fast+triton,fast+persistent,fast+persistent3x,fast+persistent+tf32,fast+tf32 --steps 10 \

@@ -29,12 +29,17 @@ def test_default_kernels_compile_for_sm90_without_spills(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert sorted(x["kernel"] for x in rows) == ["bw_seq", "bw_step", "fw_seq", "fw_step"]
+    assert sorted(x["kernel"] for x in rows) == ["bw_seq", "bw_step", "fw_seq", "fw_step", "lnlstm_bw_seq",
+                                                  "lnlstm_fw_seq"]
     for x in rows:
         assert "error" not in x, x
-        assert x["spill_store_bytes"] == 0 and x["spill_load_bytes"] == 0, x  # no spills
+        # the plain-LSTM kernels spill nothing; the LayerNorm ones, with twice the live values, a
+        # few registers' worth at most (20-24 B per thread with Triton 3.6 / 3.8: a handful of
+        # local loads per step, against the 12.5 KB that made a step kernel 14x slower)
+        limit = 64 if x["kernel"].startswith("lnlstm") else 0
+        assert x["spill_store_bytes"] <= limit and x["spill_load_bytes"] <= limit, x
         assert 0 < x["registers"] <= 255 and x["shared_bytes"] <= 227 * 1024, x
     for x in rows:
         release = [ln for ln in x["ptx"] if ".release." in ln and ".add." in ln]
-        # the persistent kernels signal each barrier with one release add; the step kernels have none
+        # the persistent kernels signal each barrier with a release add; the step kernels have none
         assert bool(release) == x["kernel"].endswith("_seq"), x["ptx"]

@@ -14,6 +14,7 @@ import copy
 import pytest
 import stroke_batches
 import torch
+import triton_threads
 
 triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package (pip install triton)")
 
@@ -151,8 +152,8 @@ def test_block_settings_are_validated():
     assert tlm.supports_size(512) and tlm.supports_size(256) and not tlm.supports_size(48)
 
 
-def _model(dtype, enc: int = 16, dec: int = 32):
-    cfg = ModelConfig(enc_model="lstm", dec_model="lstm", enc_rnn_size=enc, dec_rnn_size=dec, z_size=4,
+def _model(dtype, enc: int = 16, dec: int = 32, cell: str = "lstm"):
+    cfg = ModelConfig(enc_model="lstm", dec_model=cell, enc_rnn_size=enc, dec_rnn_size=dec, z_size=4,
                       num_mixture=3, max_seq_len=10, conditional=True)
     torch.manual_seed(0)
     m = SketchRNN(cfg).to(dtype)
@@ -283,7 +284,7 @@ def test_benchmark_dry_run(tmp_path):
     assert len(rows) >= 3 and not any("error" in x for x in rows)
     assert all(x["out_rel_err"] <= 1e-5 and x["grad_rel_err"] <= 1e-5 for x in rows)
     persistent = [x for x in rows if x["variant"] == "persistent"]
-    assert {x["shape"] for x in persistent} == ({"tiny_dec", "tiny_enc"} if _INTERPRETER_LOOPS else set())
+    assert {x["shape"] for x in persistent} == ({"tiny_dec", "tiny_enc", "tiny_ln"} if _INTERPRETER_LOOPS else set())
     assert all(x["mode"] == "persistent" for x in persistent)
     assert all(x["mode"] == "steps" for x in rows if x["variant"] == "triton")
 
@@ -462,6 +463,207 @@ def test_persistent_graph_captured_training_forward_on_cuda():
         out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
         g_out = torch.autograd.grad(out["L_R"] + out["L_KL"], list(model.parameters()))
         assert tlm.last_mode() == "persistent"
+        assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
+        assert max(_rel(a, b) for a, b in zip(g_out, g_ref)) <= 1e-5
+    finally:
+        tlm.set_persistent(False)
+        fc.configure(triton=False)
+        fd.set_cuda_acceleration(True)
+
+
+# ----------------------------------------------------------------------------- several programs per row tile
+needs_threads = pytest.mark.skipif(not (_INTERPRETER_LOOPS and triton_threads.supported()),
+                                   reason="the concurrent-program harness needs Triton 3.8's interpreter")
+
+
+@pytest.fixture
+def concurrent(persistent, monkeypatch):
+    """Every program of a grid in its own thread (tests/triton_threads.py), so that the row
+    tiles' barriers and exchanges meet for real on the CPU: any grid the tiles give."""
+    if not triton_threads.supported():
+        pytest.skip("the concurrent-program harness needs Triton 3.8's interpreter")
+
+    def grid(x, B, H, D, which="pfw"):
+        BB, BH, _ = tlm._BLOCKS[which]
+        return (-(-B // BB), H // BH, D) if tlm._STATE["persistent"] and H % BH == 0 else None
+
+    monkeypatch.setattr(tlm, "persistent_grid", grid)
+    with triton_threads.concurrent_programs():
+        yield
+
+
+@needs_threads
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("D,B,H,T", [(1, 20, 64, 4), (2, 7, 32, 3)])
+def test_persistent_kernels_with_concurrent_programs(concurrent, dtype, tol, D, B, H, T):
+    """Two row tiles x four unit blocks (and both encoder directions x two blocks), all running
+    at once and meeting at every step's barrier: the float64 reference's figures."""
+    tlm.set_blocks(pfw=(16, 16, 16), pbw=(16, 16, 16))
+    _check(dtype, D, B, H, T, True, 1.0, tol)
+    assert tlm.last_mode() == "persistent"
+
+
+@needs_threads
+def test_the_concurrent_harness_catches_a_missing_barrier(concurrent, monkeypatch):
+    """The check above can fail: told that a row tile has one program (so none waits for its
+    peers), the forward kernel reads h before the other unit blocks wrote it."""
+    tlm.set_blocks(pfw=(16, 16, 16), pbw=(16, 16, 16))
+    real = tlm._kernels(True)
+
+    class OnePeer:
+        def __init__(self, k):
+            self.k = k
+
+        def __getitem__(self, grid):
+            return lambda *a, **kw: self.k[grid](*a[:16], 1, *a[17:], **kw)  # NP, the peers per row tile
+
+    monkeypatch.setitem(tlm._STATE["kernels"], True, (*real[:3], OnePeer(real[3]), *real[4:]))
+    with pytest.raises(AssertionError):
+        _check(torch.float64, 1, 20, 32, 3, True, 1.0, 1e-12)
+
+
+# ----------------------------------------------------------------------------- LayerNorm LSTM (persistent)
+def _ln_check(dtype, D, B, H, T, masked, tol, device="cpu"):
+    """ln_lstm_sequence against the eager LayerNorm-LSTM recurrence in float64: outputs, final
+    state, and the gradients of every input (the four gain / shift vectors included)."""
+    g = torch.Generator().manual_seed(0)
+    (xp, w, c0, h0), m = _inputs(D, B, H, T, masked)
+    gains = [1 + 0.3 * torch.randn(D, 1, n, dtype=torch.float64, generator=g) for n in (4 * H, H)]
+    shifts = [0.3 * torch.randn(D, 1, n, dtype=torch.float64, generator=g) for n in (4 * H, H)]
+    ins = [xp, w, gains[0], shifts[0], gains[1], shifts[1], c0, h0]
+    A = [t.clone().to(device=device, dtype=dtype).requires_grad_() for t in ins]
+    R = [t.clone().requires_grad_() for t in ins]
+    hs, (c, h) = tlm.ln_lstm_sequence(*A, m.to(device=device, dtype=dtype) if m is not None else None, 1.0)
+    seq = fd._Seq("layer_norm", dict(zip(("w_hh", "gamma", "beta", "gamma_c", "beta_c"), R[1:6])), 1.0)
+    hr, (cr, hr2) = fd.run_sequence(seq, R[0], (R[6], R[7]), m, pointwise=fd._EAGER)
+    for a, b in ((hs, hr), (c, cr), (h, hr2)):
+        assert a.shape == b.shape and a.dtype == dtype
+        assert _rel(a.detach().cpu(), b.detach()) <= tol
+    gg = torch.Generator().manual_seed(1)
+    weights = [torch.randn(t.shape, dtype=torch.float64, generator=gg) for t in (hr, cr, hr2)]
+    sum((a * wt.to(device=device, dtype=dtype)).sum() for a, wt in zip((hs, c, h), weights)).backward()
+    sum((a * wt).sum() for a, wt in zip((hr, cr, hr2), weights)).backward()
+    for name, a, r in zip(("xp", "w_hh", "gamma", "beta", "gamma_c", "beta_c", "c0", "h0"), A, R):
+        assert a.grad.shape == r.grad.shape and _rel(a.grad.cpu(), r.grad) <= tol, (name, _rel(a.grad.cpu(), r.grad))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("D,B,H,T,masked", [(1, 20, 32, 5, True), (1, 40, 32, 4, True), (2, 7, 16, 3, False)])
+def test_ln_persistent_kernels_match_the_float64_reference(persistent, dtype, tol, D, B, H, T, masked):
+    """The LayerNorm LSTM on the persistent kernels, one program per row tile (the gate blocks'
+    and c's norms over the program's own units)."""
+    bb = 16 if B > 32 else 32
+    tlm.set_blocks(pfw=(bb, H, 16), pbw=(bb, H, 16))
+    assert tlm.supports_ln(torch.zeros(1), B, H, D)
+    _ln_check(dtype, D, B, H, T, masked, tol)
+
+
+@needs_threads
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("D,B,H,T", [(1, 20, 64, 4), (2, 7, 32, 3)])
+def test_ln_persistent_kernels_with_concurrent_programs(concurrent, dtype, tol, D, B, H, T):
+    """Several unit blocks per row tile: each norm's statistics (forward) and sums (backward)
+    combined from the other programs' parts through the exchange buffer, every step."""
+    tlm.set_blocks(pfw=(16, 16, 16), pbw=(16, 16, 16))
+    _ln_check(dtype, D, B, H, T, True, tol)
+
+
+def test_ln_no_grad_forward_and_rules(persistent):
+    """Without gradients one step's saved values as scratch, the same outputs; where the
+    kernels cannot run (switched off, or several unit blocks per row tile on the interpreter)
+    supports_ln says so and ln_lstm_sequence refuses in one line."""
+    tlm.set_blocks(pfw=(32, 32, 16), pbw=(32, 32, 16))
+    (xp, w, c0, h0), m = _inputs(2, 20, 32, 4, True)
+    g = torch.Generator().manual_seed(0)
+    p = [1 + 0.2 * torch.randn(2, 1, n, generator=g, dtype=torch.float64) for n in (128, 128, 32, 32)]
+    f = [t.float() for t in (xp, w, *p, c0, h0)]
+    with torch.no_grad():
+        hs0, (c0_, h0_) = tlm.ln_lstm_sequence(*f, m.float(), 1.0)
+    A = [t.clone().requires_grad_() for t in f]
+    hs1, (c1, h1) = tlm.ln_lstm_sequence(*A, m.float(), 1.0)
+    for a, b in ((hs0, hs1), (c0_, c1), (h0_, h1)):
+        assert torch.equal(a, b.detach())
+    assert not tlm.supports_ln(torch.zeros(1), 20, 64, 1)  # two unit blocks: no peers on the interpreter
+    with pytest.raises(ValueError, match="do not take"):
+        tlm.ln_lstm_sequence(*[t.detach() for t in A[:6]], torch.zeros(2, 20, 64), torch.zeros(2, 20, 64), None, 1.0)
+    tlm.set_persistent(False)
+    assert not tlm.supports_ln(torch.zeros(1), 20, 32, 2)
+
+
+def test_ln_decoder_through_the_cuda_wrapper(persistent, monkeypatch):
+    """With Triton and the persistent kernels on, the CUDA wrapper runs a LayerNorm decoder on
+    them (the encoder's LSTM 16 on the step kernels): losses and every gradient equal the
+    oracle model's (float32, 1e-5)."""
+    tlm.set_blocks(pfw=(16, 32, 16), pbw=(16, 32, 16))
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables",
+                        lambda fn, sample, num_warmup_iters=3, allow_unused_input=False: (lambda *a: fn(*a)))
+
+    def run(seq, xp, st, m, tag):  # fd._run as on CUDA
+        xp = xp.materialize() if isinstance(xp, fd._LazyProjection) else xp
+        return fc.run_sequence_accelerated(seq, xp, st, m, tag) or fd.run_sequence(seq, xp, st, m)
+
+    monkeypatch.setattr(fd, "_run", run)
+    monkeypatch.setattr(fc, "_pointwise", lambda: None)
+    fc.configure(triton=True, graphs=True)
+    try:
+        model = _model(torch.float32, enc=16, dec=32, cell="layer_norm")
+        x, L = stroke_batches.make_batch([10, 7, 9], 10, seed=0, dtype=torch.float32)
+        masks = fd.draw_masks(model, 3, 10, int(L.max()), x, torch.Generator().manual_seed(11))
+        eps = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
+        ref_model = copy.deepcopy(model).double()
+        m64 = fd.DropoutMasks(**{k: (v.double() if v is not None else None) for k, v in vars(masks).items()})
+        ref = oracle_losses(ref_model, x.double(), L, m64, eps.double())
+        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        assert fc.status() == ["enc/lstm: graph+triton", "dec/layer_norm: graph+triton"], fc.status()
+        assert tlm.last_mode() == "persistent"
+        for k in ("L_R", "L_KL"):
+            assert abs(out[k].item() - ref[k].item()) <= 1e-5 * abs(ref[k].item()), k
+        tot = lambda o: o["L_R"] + 0.37 * o["L_KL"]  # noqa: E731
+        g_ref = torch.autograd.grad(tot(ref), list(ref_model.parameters()))
+        g_out = torch.autograd.grad(tot(out), list(model.parameters()))
+        for (name, _), a, b in zip(model.named_parameters(), g_out, g_ref):
+            assert _rel(a, b) <= 1e-5, (name, _rel(a, b))
+    finally:
+        fc.configure(triton=False, graphs=True)
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("D,B,H,T", [(1, 100, 512, 12), (1, 7, 64, 5), (2, 100, 256, 6)])
+def test_ln_persistent_kernels_on_cuda(D, B, H, T):
+    """Compiled LayerNorm-LSTM persistent kernels, default tiles (B 100 x H 512: 4 row tiles of
+    32 unit blocks exchanging statistics every step): 1e-5 of float64."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tlm.set_interpret(None)
+    tlm.set_persistent(True)
+    try:
+        assert tlm.supports_ln(torch.zeros(1, device="cuda"), B, H, D)
+        _ln_check(torch.float32, D, B, H, T, True, 1e-5, device="cuda")
+    finally:
+        tlm.set_persistent(False)
+
+
+@pytest.mark.gpu
+@cuda
+def test_ln_persistent_graph_captured_training_forward_on_cuda():
+    """A LayerNorm-decoder VAE through the graph-captured fast path with the persistent kernels
+    (decoder 128: 4 row tiles x 8 unit blocks) equals the eager fast path."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = _model(torch.float32, enc=64, dec=128, cell="layer_norm").cuda()
+    fc.configure(triton=True)
+    tlm.set_persistent(True)
+    try:
+        x, L = stroke_batches.make_batch([10, 7, 3, 9] * 25, 10, seed=0, dtype=torch.float32)
+        x, L = x.cuda(), L.cuda()
+        masks = fd.draw_masks(model, 100, 10, 10, x, None)
+        eps = torch.randn(100, 4, device="cuda")
+        fd.set_cuda_acceleration(False)
+        ref = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        g_ref = torch.autograd.grad(ref["L_R"] + ref["L_KL"], list(model.parameters()))
+        fd.set_cuda_acceleration(True)
+        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        g_out = torch.autograd.grad(out["L_R"] + out["L_KL"], list(model.parameters()))
+        assert "dec/layer_norm: graph+triton" in fc.status(), fc.status()
         assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
         assert max(_rel(a, b) for a, b in zip(g_out, g_ref)) <= 1e-5
     finally:

@@ -62,7 +62,7 @@ except Exception:  # pragma: no cover - depends on the install
     tl = None
 
 __all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret", "set_blocks", "blocks",
-           "set_persistent", "persistent_grid", "last_mode"]
+           "set_persistent", "persistent_grid", "last_mode", "ln_lstm_sequence", "supports_ln"]
 
 # (BB, BH, BK): batch rows, hidden units and reduction length per program / dot. tl.dot needs
 # each >= 16. Forward grid (ceil(B/BB), H/BH, D): B 100, H 512, BB 16, BH 32 -> 7 x 16 = 112
@@ -81,6 +81,10 @@ _STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4, "pwarps"
                           # one launch per sequence where the grid fits on the device at once
                           "persistent": os.environ.get("SKETCHRNN_TRITON_PERSISTENT", "0") == "1",
                           "last_mode": None}  # "persistent" or "steps": how the last forward ran
+# the sum combiner of tl.sum, for tl.reduce: tl.sum itself is a jit function that Triton's
+# interpreter runs only when TRITON_INTERPRET was set before triton was imported; tl.reduce with
+# this combiner it runs as a NumPy sum
+_SUM = tl.standard._sum_combine if tl is not None else None
 _MAX_SPIN = 1 << 22  # acquire reads a program waits at a grid barrier before giving up (seconds)
 
 
@@ -130,6 +134,15 @@ def set_persistent(on: bool) -> None:
 def last_mode() -> str | None:
     """How the last forward recurrence ran: "persistent" (one launch) or "steps" (one per step)."""
     return _STATE["last_mode"]
+
+
+def supports_ln(x: Tensor, B: int, H: int, D: int) -> bool:
+    """The LayerNorm LSTM kernels (persistent only) take this recurrence: both grids fit and
+    H / BH, the programs of a row tile, is a power of two (their exchange is one tile)."""
+    if triton is None:
+        return False
+    grids = [persistent_grid(x, B, H, D, w) for w in ("pfw", "pbw")]
+    return all(g is not None and g[1] & (g[1] - 1) == 0 for g in grids)
 
 
 def persistent_grid(x: Tensor, B: int, H: int, D: int, which: str = "pfw") -> tuple[int, int, int] | None:
@@ -493,6 +506,403 @@ def _lstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, cs_ptr, m_ptr, dc_ptr, c
     tl.store(dc_ptr + d * B * H + sr, dc + poison, mask=bm)
 
 
+# LayerNorm LSTM (Magenta LayerNormLSTMCell), persistent only: per step and row, a norm over each
+# gate block's H pre-activations and one over c_t, i.e. over units that other programs of the
+# row tile hold. Each program puts its (mean, M2) over its BH units into an exchange buffer
+# (D, row tiles, NJ, BB, 10 slots: 4 gates x 2, then c x 2), the row tile meets at a barrier,
+# and every program combines the NJ parts exactly (Chan et al.: equal counts BH). Three
+# barriers per step each way (gate stats, c stats, h / g). One buffer suffices: a slot is
+# written again only after a later barrier that every reader of its last value has passed.
+def _lnlstm_fw_seq(xp_ptr, w_ptr, gam_ptr, bet_ptr, gamc_ptr, betc_ptr, hs_ptr, cs_ptr, m_ptr, a_ptr, xh_ptr,
+                   ch_ptr, rs_ptr, rsc_ptr, st_ptr, cnt_ptr, err_ptr, T, B, forget_bias, eps, s_xt, s_hd, s_mt,
+                   s_ad, s_at, s_cd, s_ct, MAX_SPIN, H: tl.constexpr, NJ: tl.constexpr, HAS_MASK: tl.constexpr,
+                   BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
+    # xp, hs / cs, masks as _lstm_fw_seq; saved per step (slot t * s_at, or one slot): acts and
+    # xh (D, ., B, 4H) [s(i), tanh(j), s(f + bias), s(o)] and the normalised pre-activations, ch
+    # (D, ., B, H) normalised c; rs (D, ., B, 4) and rsc (D, ., B) the 1 / std (s_cd, s_ct: the
+    # direction / step strides of ch, rs / 4 and rsc); gains / shifts gam, bet (D, 4H), gamc, betc (D, H)
+    pb = tl.program_id(0)
+    pj = tl.program_id(1)
+    d = tl.program_id(2)
+    G = 4 * H
+    rl = tl.arange(0, BB)  # rows within the tile
+    rb = pb * BB + rl
+    rj = pj * BH + tl.arange(0, BH)
+    rk = tl.arange(0, BK)
+    bm = rb[:, None] < B
+    sr = rb[:, None] * H + rj[None, :]
+    wp = w_ptr + d * H * G + rj[None, :]
+    grp = d * tl.num_programs(0) + pb
+    sx = st_ptr + grp * NJ * BB * 10  # this row tile's exchange buffer
+    sx_mine = sx + pj * BB * 10 + rl * 10  # (BB,) this program's rows
+    sx_all = sx + tl.arange(0, NJ)[:, None] * BB * 10 + rl[None, :] * 10  # (NJ, BB) every program's
+    c = tl.load(cs_ptr + d * s_hd + sr, mask=bm, other=0.0)
+    poison = tl.load(err_ptr).to(c.dtype) * 0.0
+    limit = MAX_SPIN + 0 * pb
+    phase = 0  # barriers passed
+    gi = tl.load(gam_ptr + d * G + rj)[None, :]
+    gj = tl.load(gam_ptr + d * G + H + rj)[None, :]
+    gf = tl.load(gam_ptr + d * G + 2 * H + rj)[None, :]
+    go = tl.load(gam_ptr + d * G + 3 * H + rj)[None, :]
+    bi = tl.load(bet_ptr + d * G + rj)[None, :]
+    bj = tl.load(bet_ptr + d * G + H + rj)[None, :]
+    bf = tl.load(bet_ptr + d * G + 2 * H + rj)[None, :]
+    bo = tl.load(bet_ptr + d * G + 3 * H + rj)[None, :]
+    gc = tl.load(gamc_ptr + d * H + rj)[None, :]
+    bc = tl.load(betc_ptr + d * H + rj)[None, :]
+    for t in range(0, T):
+        hp = hs_ptr + d * s_hd + t * B * H + rb[:, None] * H
+        acc_i = tl.full((BB, BH), 0.0, tl.float32)
+        acc_j = tl.full((BB, BH), 0.0, tl.float32)
+        acc_f = tl.full((BB, BH), 0.0, tl.float32)
+        acc_o = tl.full((BB, BH), 0.0, tl.float32)
+        if PREC == "f64":
+            acc_i = acc_i.to(tl.float64)
+            acc_j = acc_j.to(tl.float64)
+            acc_f = acc_f.to(tl.float64)
+            acc_o = acc_o.to(tl.float64)
+        for k0 in range(0, H, BK):
+            hk = tl.load(hp + (k0 + rk)[None, :], mask=bm, other=0.0, cache_modifier=".cg")
+            wk = wp + (k0 + rk)[:, None] * G
+            if PREC == "tf32":
+                acc_i += tl.dot(hk, tl.load(wk), input_precision="tf32")
+                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32")
+                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32")
+                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32")
+            elif PREC == "tf32x3":
+                acc_i += tl.dot(hk, tl.load(wk), input_precision="tf32x3")
+                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32x3")
+                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32x3")
+                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32x3")
+            else:
+                acc_i += tl.dot(hk, tl.load(wk), input_precision="ieee")
+                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="ieee")
+                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="ieee")
+                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="ieee")
+        xr = xp_ptr + t * s_xt + d * B * G + rb[:, None] * G + rj[None, :]
+        acc_i += tl.load(xr, mask=bm, other=0.0)
+        acc_j += tl.load(xr + H, mask=bm, other=0.0)
+        acc_f += tl.load(xr + 2 * H, mask=bm, other=0.0)
+        acc_o += tl.load(xr + 3 * H, mask=bm, other=0.0)
+        # this program's part of each gate block's row statistics
+        mi = tl.reduce(acc_i, 1, _SUM) / BH
+        mj = tl.reduce(acc_j, 1, _SUM) / BH
+        mf = tl.reduce(acc_f, 1, _SUM) / BH
+        mo = tl.reduce(acc_o, 1, _SUM) / BH
+        tl.store(sx_mine, mi)
+        tl.store(sx_mine + 1, tl.reduce((acc_i - mi[:, None]) * (acc_i - mi[:, None]), 1, _SUM))
+        tl.store(sx_mine + 2, mj)
+        tl.store(sx_mine + 3, tl.reduce((acc_j - mj[:, None]) * (acc_j - mj[:, None]), 1, _SUM))
+        tl.store(sx_mine + 4, mf)
+        tl.store(sx_mine + 5, tl.reduce((acc_f - mf[:, None]) * (acc_f - mf[:, None]), 1, _SUM))
+        tl.store(sx_mine + 6, mo)
+        tl.store(sx_mine + 7, tl.reduce((acc_o - mo[:, None]) * (acc_o - mo[:, None]), 1, _SUM))
+        # ---- barrier 1: the gate statistics of the row tile
+        tl.debug_barrier()
+        tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
+        phase += 1
+        seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+        spins = 0
+        while (seen < phase * NJ) & (spins < limit):
+            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+            spins += 1
+        if seen < phase * NJ:
+            tl.atomic_max(err_ptr, 1)
+            poison = poison + float("nan")
+            limit = 0
+        tl.debug_barrier()
+        # whole-row mean and 1 / std per gate block: mean of the NJ means; M2 = sum M2_p + BH sum (m_p - mean)^2
+        pm = tl.load(sx_all, cache_modifier=".cg")
+        mean = tl.reduce(pm, 0, _SUM) / NJ
+        r_i = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 1, cache_modifier=".cg"), 0, _SUM)
+                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        xi = (acc_i - mean[:, None]) * r_i[:, None]
+        pm = tl.load(sx_all + 2, cache_modifier=".cg")
+        mean = tl.reduce(pm, 0, _SUM) / NJ
+        r_j = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 3, cache_modifier=".cg"), 0, _SUM)
+                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        xj = (acc_j - mean[:, None]) * r_j[:, None]
+        pm = tl.load(sx_all + 4, cache_modifier=".cg")
+        mean = tl.reduce(pm, 0, _SUM) / NJ
+        r_f = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 5, cache_modifier=".cg"), 0, _SUM)
+                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        xf = (acc_f - mean[:, None]) * r_f[:, None]
+        pm = tl.load(sx_all + 6, cache_modifier=".cg")
+        mean = tl.reduce(pm, 0, _SUM) / NJ
+        r_o = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 7, cache_modifier=".cg"), 0, _SUM)
+                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        xo = (acc_o - mean[:, None]) * r_o[:, None]
+        si = 1.0 / (1.0 + tl.exp(-(xi * gi + bi)))
+        pj_ = xj * gj + bj
+        ej = tl.exp(-2.0 * tl.abs(pj_))
+        tj = (1.0 - ej) / (1.0 + ej)
+        tj = tl.where(pj_ < 0, -tj, tj)  # tanh
+        sf = 1.0 / (1.0 + tl.exp(-(xf * gf + bf + forget_bias)))
+        so = 1.0 / (1.0 + tl.exp(-(xo * go + bo)))
+        g = tj
+        if HAS_MASK:
+            g = tj * tl.load(m_ptr + t * s_mt + d * B * H + sr, mask=bm, other=0.0)
+        c = c * sf + si * g
+        mc = tl.reduce(c, 1, _SUM) / BH
+        tl.store(sx_mine + 8, mc)
+        tl.store(sx_mine + 9, tl.reduce((c - mc[:, None]) * (c - mc[:, None]), 1, _SUM))
+        # ---- barrier 2: the row tile's c statistics
+        tl.debug_barrier()
+        tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
+        phase += 1
+        seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+        spins = 0
+        while (seen < phase * NJ) & (spins < limit):
+            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+            spins += 1
+        if seen < phase * NJ:
+            tl.atomic_max(err_ptr, 1)
+            poison = poison + float("nan")
+            limit = 0
+        tl.debug_barrier()
+        pm = tl.load(sx_all + 8, cache_modifier=".cg")
+        mean = tl.reduce(pm, 0, _SUM) / NJ
+        r_c = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 9, cache_modifier=".cg"), 0, _SUM)
+                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        chat = (c - mean[:, None]) * r_c[:, None]
+        cn = chat * gc + bc
+        ec = tl.exp(-2.0 * tl.abs(cn))
+        tc = (1.0 - ec) / (1.0 + ec)
+        tc = tl.where(cn < 0, -tc, tc)
+        ar = d * s_ad + t * s_at + rb[:, None] * G + rj[None, :]
+        tl.store(a_ptr + ar, si, mask=bm)
+        tl.store(a_ptr + ar + H, tj, mask=bm)
+        tl.store(a_ptr + ar + 2 * H, sf, mask=bm)
+        tl.store(a_ptr + ar + 3 * H, so, mask=bm)
+        tl.store(xh_ptr + ar, xi, mask=bm)
+        tl.store(xh_ptr + ar + H, xj, mask=bm)
+        tl.store(xh_ptr + ar + 2 * H, xf, mask=bm)
+        tl.store(xh_ptr + ar + 3 * H, xo, mask=bm)
+        tl.store(ch_ptr + d * s_cd + t * s_ct + sr, chat, mask=bm)
+        if pj == 0:  # the row statistics, once per row
+            rr = d * s_cd // H + t * s_ct // H + rb  # (BB,) rows of rsc (D, ., B); rs the same x 4
+            rmask = rb < B
+            tl.store(rs_ptr + rr * 4, r_i, mask=rmask)
+            tl.store(rs_ptr + rr * 4 + 1, r_j, mask=rmask)
+            tl.store(rs_ptr + rr * 4 + 2, r_f, mask=rmask)
+            tl.store(rs_ptr + rr * 4 + 3, r_o, mask=rmask)
+            tl.store(rsc_ptr + rr, r_c, mask=rmask)
+        so_ = d * s_hd + (t + 1) * B * H + sr
+        tl.store(cs_ptr + so_, c + poison, mask=bm)
+        tl.store(hs_ptr + so_, tc * so + poison, mask=bm)
+        if t + 1 < T:  # ---- barrier 3: h_t[rows] complete before anyone reads it
+            tl.debug_barrier()
+            tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
+            phase += 1
+            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+            spins = 0
+            while (seen < phase * NJ) & (spins < limit):
+                seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+                spins += 1
+            if seen < phase * NJ:
+                tl.atomic_max(err_ptr, 1)
+                poison = poison + float("nan")
+                limit = 0
+            tl.debug_barrier()
+
+
+def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr, rsc_ptr, cs_ptr, m_ptr, gam_ptr,
+                   gamc_ptr, betc_ptr, dc_ptr, dgam_ptr, dbet_ptr, dgamc_ptr, dbetc_ptr, st_ptr, cnt_ptr, err_ptr,
+                   T, B, s_gd, s_hd, s_dt, s_mt, s_cd, MAX_SPIN, H: tl.constexpr, NJ: tl.constexpr,
+                   HAS_MASK: tl.constexpr, BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
+    # pre-activation gradients g (D, T, B, 4H) of every step and, summed over steps and rows, the
+    # gains' and shifts' gradients (added atomically: each row tile adds its part), from the
+    # forward's saved acts / xh (D, T, B, 4H), ch (D, T, B, H), rs (D, T, B, 4), rsc (D, T, B),
+    # cs (D, T + 1, B, H); dhs, dl, dc, W_hh^T as _lstm_bw_seq. Per step and row: the norm of c
+    # backward (two sums over H), the gate math backward, the gate blocks' norm backward (two
+    # sums per block): the same exchange as the forward, three barriers per step.
+    pb = tl.program_id(0)
+    pj = tl.program_id(1)
+    d = tl.program_id(2)
+    G = 4 * H
+    rl = tl.arange(0, BB)
+    rb = pb * BB + rl
+    rj = pj * BH + tl.arange(0, BH)
+    rk = tl.arange(0, BK)
+    bm = rb[:, None] < B
+    rmask = rb < B
+    sr = rb[:, None] * H + rj[None, :]
+    wp = wt_ptr + d * G * H + rj[None, :]
+    grp = d * tl.num_programs(0) + pb
+    sx = st_ptr + grp * NJ * BB * 10
+    sx_mine = sx + pj * BB * 10 + rl * 10
+    sx_all = sx + tl.arange(0, NJ)[:, None] * BB * 10 + rl[None, :] * 10
+    dc = tl.load(dc_ptr + d * B * H + sr, mask=bm, other=0.0)
+    poison = tl.load(err_ptr).to(dc.dtype) * 0.0
+    limit = MAX_SPIN + 0 * pb
+    phase = 0
+    gi = tl.load(gam_ptr + d * G + rj)[None, :]
+    gj = tl.load(gam_ptr + d * G + H + rj)[None, :]
+    gf = tl.load(gam_ptr + d * G + 2 * H + rj)[None, :]
+    go = tl.load(gam_ptr + d * G + 3 * H + rj)[None, :]
+    gc = tl.load(gamc_ptr + d * H + rj)[None, :]
+    bc = tl.load(betc_ptr + d * H + rj)[None, :]
+    zero = tl.reduce(dc, 0, _SUM) * 0.0  # (BH,) accumulators of the gains' and shifts' gradients
+    dgi = zero
+    dgj = zero
+    dgf = zero
+    dgo = zero
+    dbi = zero
+    dbj = zero
+    dbf = zero
+    dbo = zero
+    dgc = zero
+    dbc = zero
+    for s in range(0, T):
+        t = T - 1 - s
+        dh = tl.load(dhs_ptr + t * s_dt + d * B * H + sr, mask=bm, other=0.0)
+        if s == 0:
+            dh = dh + tl.load(dl_ptr + d * B * H + sr, mask=bm, other=0.0)
+        else:  # + g_{t+1} @ W_hh^T for this program's units
+            acc = tl.full((BB, BH), 0.0, tl.float32)
+            if PREC == "f64":
+                acc = acc.to(tl.float64)
+            gp = g_ptr + d * s_gd + (t + 1) * B * G + rb[:, None] * G
+            for n0 in range(0, 4 * H, BK):
+                gk = tl.load(gp + (n0 + rk)[None, :], mask=bm, other=0.0, cache_modifier=".cg")
+                wk = tl.load(wp + (n0 + rk)[:, None] * H)
+                if PREC == "tf32":
+                    acc += tl.dot(gk, wk, input_precision="tf32")
+                elif PREC == "tf32x3":
+                    acc += tl.dot(gk, wk, input_precision="tf32x3")
+                else:
+                    acc += tl.dot(gk, wk, input_precision="ieee")
+            dh = dh + acc
+        ar = d * s_gd + t * B * G + rb[:, None] * G + rj[None, :]
+        si = tl.load(a_ptr + ar, mask=bm, other=0.0)
+        tj = tl.load(a_ptr + ar + H, mask=bm, other=0.0)
+        sf = tl.load(a_ptr + ar + 2 * H, mask=bm, other=0.0)
+        so = tl.load(a_ptr + ar + 3 * H, mask=bm, other=0.0)
+        chat = tl.load(ch_ptr + d * s_cd + t * B * H + sr, mask=bm, other=0.0)
+        rr = d * s_cd // H + t * B + rb  # (BB,) rows of rsc; of rs x 4
+        cn = chat * gc + bc
+        ec = tl.exp(-2.0 * tl.abs(cn))
+        tc = (1.0 - ec) / (1.0 + ec)
+        tc = tl.where(cn < 0, -tc, tc)
+        d_o = dh * tc  # h = tanh(LN(c)) s(o)
+        dcn = dh * so * (1.0 - tc * tc)
+        dgc += tl.reduce(dcn * chat, 0, _SUM)
+        dbc += tl.reduce(dcn, 0, _SUM)
+        dch = dcn * gc
+        tl.store(sx_mine + 8, tl.reduce(dch, 1, _SUM))
+        tl.store(sx_mine + 9, tl.reduce(dch * chat, 1, _SUM))
+        # ---- barrier 1: the row tile's sums for the norm of c
+        tl.debug_barrier()
+        tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
+        phase += 1
+        seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+        spins = 0
+        while (seen < phase * NJ) & (spins < limit):
+            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+            spins += 1
+        if seen < phase * NJ:
+            tl.atomic_max(err_ptr, 1)
+            poison = poison + float("nan")
+            limit = 0
+        tl.debug_barrier()
+        s1 = tl.reduce(tl.load(sx_all + 8, cache_modifier=".cg"), 0, _SUM) / H
+        s2 = tl.reduce(tl.load(sx_all + 9, cache_modifier=".cg"), 0, _SUM) / H
+        r_c = tl.load(rsc_ptr + rr, mask=rmask, other=0.0)
+        dc = dc + r_c[:, None] * (dch - s1[:, None] - chat * s2[:, None])
+        cp = tl.load(cs_ptr + d * s_hd + t * B * H + sr, mask=bm, other=0.0)
+        g = tj
+        dj = dc * si
+        if HAS_MASK:
+            m = tl.load(m_ptr + t * s_mt + d * B * H + sr, mask=bm, other=0.0)
+            g = tj * m
+            dj = dj * m
+        dyi = dc * g * si * (1.0 - si)
+        dyj = dj * (1.0 - tj * tj)
+        dyf = dc * cp * sf * (1.0 - sf)
+        dyo = d_o * so * (1.0 - so)
+        dc = dc * sf
+        xi = tl.load(xh_ptr + ar, mask=bm, other=0.0)
+        xj = tl.load(xh_ptr + ar + H, mask=bm, other=0.0)
+        xf = tl.load(xh_ptr + ar + 2 * H, mask=bm, other=0.0)
+        xo = tl.load(xh_ptr + ar + 3 * H, mask=bm, other=0.0)
+        dgi += tl.reduce(dyi * xi, 0, _SUM)
+        dgj += tl.reduce(dyj * xj, 0, _SUM)
+        dgf += tl.reduce(dyf * xf, 0, _SUM)
+        dgo += tl.reduce(dyo * xo, 0, _SUM)
+        dbi += tl.reduce(dyi, 0, _SUM)
+        dbj += tl.reduce(dyj, 0, _SUM)
+        dbf += tl.reduce(dyf, 0, _SUM)
+        dbo += tl.reduce(dyo, 0, _SUM)
+        dyi = dyi * gi
+        dyj = dyj * gj
+        dyf = dyf * gf
+        dyo = dyo * go
+        tl.store(sx_mine, tl.reduce(dyi, 1, _SUM))
+        tl.store(sx_mine + 1, tl.reduce(dyi * xi, 1, _SUM))
+        tl.store(sx_mine + 2, tl.reduce(dyj, 1, _SUM))
+        tl.store(sx_mine + 3, tl.reduce(dyj * xj, 1, _SUM))
+        tl.store(sx_mine + 4, tl.reduce(dyf, 1, _SUM))
+        tl.store(sx_mine + 5, tl.reduce(dyf * xf, 1, _SUM))
+        tl.store(sx_mine + 6, tl.reduce(dyo, 1, _SUM))
+        tl.store(sx_mine + 7, tl.reduce(dyo * xo, 1, _SUM))
+        # ---- barrier 2: the row tile's sums for the gate blocks' norms
+        tl.debug_barrier()
+        tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
+        phase += 1
+        seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+        spins = 0
+        while (seen < phase * NJ) & (spins < limit):
+            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+            spins += 1
+        if seen < phase * NJ:
+            tl.atomic_max(err_ptr, 1)
+            poison = poison + float("nan")
+            limit = 0
+        tl.debug_barrier()
+        gr = g_ptr + ar
+        r = tl.load(rs_ptr + rr * 4, mask=rmask, other=0.0)
+        s1 = tl.reduce(tl.load(sx_all, cache_modifier=".cg"), 0, _SUM) / H
+        s2 = tl.reduce(tl.load(sx_all + 1, cache_modifier=".cg"), 0, _SUM) / H
+        tl.store(gr, r[:, None] * (dyi - s1[:, None] - xi * s2[:, None]) + poison, mask=bm)
+        r = tl.load(rs_ptr + rr * 4 + 1, mask=rmask, other=0.0)
+        s1 = tl.reduce(tl.load(sx_all + 2, cache_modifier=".cg"), 0, _SUM) / H
+        s2 = tl.reduce(tl.load(sx_all + 3, cache_modifier=".cg"), 0, _SUM) / H
+        tl.store(gr + H, r[:, None] * (dyj - s1[:, None] - xj * s2[:, None]) + poison, mask=bm)
+        r = tl.load(rs_ptr + rr * 4 + 2, mask=rmask, other=0.0)
+        s1 = tl.reduce(tl.load(sx_all + 4, cache_modifier=".cg"), 0, _SUM) / H
+        s2 = tl.reduce(tl.load(sx_all + 5, cache_modifier=".cg"), 0, _SUM) / H
+        tl.store(gr + 2 * H, r[:, None] * (dyf - s1[:, None] - xf * s2[:, None]) + poison, mask=bm)
+        r = tl.load(rs_ptr + rr * 4 + 3, mask=rmask, other=0.0)
+        s1 = tl.reduce(tl.load(sx_all + 6, cache_modifier=".cg"), 0, _SUM) / H
+        s2 = tl.reduce(tl.load(sx_all + 7, cache_modifier=".cg"), 0, _SUM) / H
+        tl.store(gr + 3 * H, r[:, None] * (dyo - s1[:, None] - xo * s2[:, None]) + poison, mask=bm)
+        if s + 1 < T:  # ---- barrier 3: g_t[rows] complete before anyone reads it
+            tl.debug_barrier()
+            tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
+            phase += 1
+            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+            spins = 0
+            while (seen < phase * NJ) & (spins < limit):
+                seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
+                spins += 1
+            if seen < phase * NJ:
+                tl.atomic_max(err_ptr, 1)
+                poison = poison + float("nan")
+                limit = 0
+            tl.debug_barrier()
+    tl.store(dc_ptr + d * B * H + sr, dc + poison, mask=bm)
+    tl.atomic_add(dgam_ptr + d * G + rj, dgi)
+    tl.atomic_add(dgam_ptr + d * G + H + rj, dgj)
+    tl.atomic_add(dgam_ptr + d * G + 2 * H + rj, dgf)
+    tl.atomic_add(dgam_ptr + d * G + 3 * H + rj, dgo)
+    tl.atomic_add(dbet_ptr + d * G + rj, dbi)
+    tl.atomic_add(dbet_ptr + d * G + H + rj, dbj)
+    tl.atomic_add(dbet_ptr + d * G + 2 * H + rj, dbf)
+    tl.atomic_add(dbet_ptr + d * G + 3 * H + rj, dbo)
+    tl.atomic_add(dgamc_ptr + d * H + rj, dgc)
+    tl.atomic_add(dbetc_ptr + d * H + rj, dbc)
+
+
 def _mm(a_ptr, b_ptr, c_ptr, M, s_az, s_am, s_ak, s_bz, s_bk, s_bn, s_cz, s_cm,
         K: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
     # C[z] = A[z] @ B[z] for one (BM, BN) tile; any strides (a transposed B costs nothing);
@@ -520,14 +930,15 @@ def _mm(a_ptr, b_ptr, c_ptr, M, s_az, s_am, s_ak, s_bz, s_bk, s_bn, s_cz, s_cm,
     tl.store(c_ptr + z * s_cz + rm[:, None] * s_cm + rn[None, :], acc, mask=mm_)
 
 
-def _kernels(interpret: bool) -> tuple[Any, Any, Any, Any, Any]:
+def _kernels(interpret: bool) -> tuple[Any, ...]:
     ks = _STATE["kernels"].get(interpret)
     if ks is None:
         if interpret:
             from triton.runtime.interpreter import InterpretedFunction as wrap
         else:
             wrap = triton.jit
-        ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step), wrap(_mm), wrap(_lstm_fw_seq), wrap(_lstm_bw_seq))
+        ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step), wrap(_mm), wrap(_lstm_fw_seq), wrap(_lstm_bw_seq),
+              wrap(_lnlstm_fw_seq), wrap(_lnlstm_bw_seq))
         _STATE["kernels"][interpret] = ks
     return ks
 
@@ -690,6 +1101,97 @@ def lstm_sequence(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor |
                               masks.contiguous() if masks is not None else None, forget_bias, keep=False)
         return hs_[:, 1:].transpose(0, 1), (cs[:, T], hs_[:, T])
     hs, c, h = _TritonLSTMSequence.apply(xp, w, c0, h0, masks, forget_bias)
+    return hs, (c, h)
+
+
+# ----------------------------------------------------------------------------- LayerNorm LSTM
+def _ln_forward(xp: Tensor, w: Tensor, gam: Tensor, bet: Tensor, gamc: Tensor, betc: Tensor, c0: Tensor,
+                h0: Tensor, masks: Tensor | None, forget_bias: float, keep: bool) -> tuple[Tensor, ...]:
+    T, D, B, G = xp.shape
+    H = G // 4
+    Ts = T if keep else 1  # saved steps (one scratch step without a backward)
+    hs = xp.new_empty((D, T + 1, B, H))
+    cs = xp.new_empty((D, T + 1, B, H))
+    acts, xh = xp.new_empty((D, Ts, B, G)), xp.new_empty((D, Ts, B, G))
+    ch, rs, rsc = xp.new_empty((D, Ts, B, H)), xp.new_empty((D, Ts, B, 4)), xp.new_empty((D, Ts, B))
+    hs[:, 0], cs[:, 0] = h0, c0
+    grid = persistent_grid(xp, B, H, D, "pfw")
+    BB, BH, BK = _BLOCKS["pfw"]
+    st = xp.new_empty((D * grid[0] * grid[1] * BB * 10,))
+    cnt, err = xp.new_zeros(D * grid[0], dtype=torch.int32), xp.new_zeros(1, dtype=torch.int32)
+    from ..model.cells import LN_EPS
+
+    _kernels(_use_interpreter(xp))[5][grid](
+        xp, w, gam, bet, gamc, betc, hs, cs, masks if masks is not None else xp, acts, xh, ch, rs, rsc, st, cnt, err,
+        T, B, float(forget_bias), float(LN_EPS), D * B * G, (T + 1) * B * H, D * B * H, Ts * B * G,
+        B * G if keep else 0, Ts * B * H, B * H if keep else 0, _MAX_SPIN, H=H, NJ=grid[1],
+        HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=_precision(xp), **_launch_opts(xp, persistent=True))
+    _STATE["last_mode"] = "persistent"
+    return hs, cs, acts, xh, ch, rs, rsc
+
+
+class _TritonLNLSTMSequence(torch.autograd.Function):
+    """D LayerNorm-LSTM recurrences (Magenta ``LayerNormLSTMCell``: a norm over each gate block,
+    one over c) as one autograd node, on the persistent kernels. Inputs: xp (T, D, B, 4H),
+    w (D, H, 4H), gains / shifts gam, bet (D, 4H) and gamc, betc (D, H), c0 / h0 (D, B, H),
+    masks (T, D, B, H) or None. Outputs: hs (T, D, B, H) and the final c, h (D, B, H)."""
+
+    @staticmethod
+    def forward(ctx: Any, xp: Tensor, w: Tensor, gam: Tensor, bet: Tensor, gamc: Tensor, betc: Tensor, c0: Tensor,
+                h0: Tensor, masks: Tensor | None, forget_bias: float) -> tuple[Tensor, Tensor, Tensor]:
+        xp, w = xp.contiguous(), w.contiguous()
+        gam, bet, gamc, betc = (p.contiguous() for p in (gam, bet, gamc, betc))
+        masks = masks.contiguous() if masks is not None else None
+        hs, cs, acts, xh, ch, rs, rsc = _ln_forward(xp, w, gam, bet, gamc, betc, c0, h0, masks, forget_bias, True)
+        ctx.save_for_backward(w, gam, gamc, betc, masks, hs, cs, acts, xh, ch, rs, rsc)
+        T = xp.shape[0]
+        return hs[:, 1:].transpose(0, 1), cs[:, T].clone(), hs[:, T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dhs: Tensor, dc_last: Tensor, dh_last: Tensor):  # type: ignore[override]
+        w, gam, gamc, betc, masks, hs, cs, acts, xh, ch, rs, rsc = ctx.saved_tensors
+        D, T, B, G = acts.shape
+        H = G // 4
+        wt = w.transpose(1, 2).contiguous()  # (D, 4H, H)
+        grads = torch.empty_like(acts)  # (D, T, B, 4H)
+        dc = dc_last.contiguous().clone()
+        dhs = dhs.contiguous()
+        dgam, dbet = acts.new_zeros((D, G)), acts.new_zeros((D, G))
+        dgamc, dbetc = acts.new_zeros((D, H)), acts.new_zeros((D, H))
+        grid = persistent_grid(acts, B, H, D, "pbw")
+        BB, BH, BK = _BLOCKS["pbw"]
+        st = acts.new_empty((D * grid[0] * grid[1] * BB * 10,))
+        cnt, err = acts.new_zeros(D * grid[0], dtype=torch.int32), acts.new_zeros(1, dtype=torch.int32)
+        _kernels(_use_interpreter(acts))[6][grid](
+            grads, wt, dhs, dh_last.contiguous(), acts, xh, ch, rs, rsc, cs, masks if masks is not None else acts,
+            gam, gamc, betc, dc, dgam, dbet, dgamc, dbetc, st, cnt, err, T, B, T * B * G, (T + 1) * B * H, D * B * H,
+            D * B * H, T * B * H, _MAX_SPIN, H=H, NJ=grid[1], HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK,
+            PREC=_precision(acts), **_launch_opts(acts, persistent=True))
+        dh0 = torch.bmm(grads[:, 0], wt)  # (D, B, H)
+        dw = torch.bmm(hs[:, :-1].reshape(D, T * B, H).transpose(1, 2), grads.reshape(D, T * B, G))  # (D, H, 4H)
+        return grads.transpose(0, 1), dw, dgam, dbet, dgamc, dbetc, dc, dh0, None, None
+
+
+def ln_lstm_sequence(xp: Tensor, w: Tensor, gam: Tensor, bet: Tensor, gamc: Tensor, betc: Tensor, c0: Tensor,
+                     h0: Tensor, masks: Tensor | None, forget_bias: float) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """The recurrence of D LayerNorm-LSTM cells on the persistent kernels (:func:`supports_ln`
+    must hold): xp (T, D, B, 4H) (no bias: the norms' shifts take its place), W_hh (D, H, 4H),
+    gains / shifts (D, 4H) and (D, H) (or (D, 1, .)), c0 / h0 (D, B, H), masks (T, D, B, H) or
+    None -> hs (T, D, B, H), (c_T, h_T)."""
+    if triton is None:
+        raise RuntimeError("the Triton LSTM kernels need the triton package")
+    D, B, H = h0.shape
+    if not supports_ln(xp, B, H, D):
+        raise ValueError(f"the LayerNorm LSTM kernels do not take B {B}, H {H}, D {D} with tiles "
+                         f"{_BLOCKS['pfw']} / {_BLOCKS['pbw']} here (see supports_ln)")
+    gam, bet, gamc, betc = (p.reshape(D, -1) for p in (gam, bet, gamc, betc))
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (xp, w, gam, bet, gamc, betc, c0, h0))):
+        T = xp.shape[0]
+        out = _ln_forward(xp.contiguous(), w.contiguous(), *(p.contiguous() for p in (gam, bet, gamc, betc)), c0, h0,
+                          masks.contiguous() if masks is not None else None, forget_bias, False)
+        return out[0][:, 1:].transpose(0, 1), (out[1][:, T], out[0][:, T])
+    hs, c, h = _TritonLNLSTMSequence.apply(xp, w, gam, bet, gamc, betc, c0, h0, masks, forget_bias)
     return hs, (c, h)
 
 
