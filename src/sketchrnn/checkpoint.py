@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "save_weights",
     "load_model",
     "shipped_models",
+    "shipped_quality",
     "weights_dir",
 ]
 
@@ -47,6 +49,41 @@ def shipped_models() -> list[str]:
     """Names of the models shipped inside the package (``sketchrnn/weights/NAME.safetensors``)."""
     d = weights_dir()
     return sorted(p.stem for p in d.glob("*.safetensors")) if d.is_dir() else []
+
+
+_CARD_ROW = re.compile(r"^\|\s*(?P<metric>[^|]*?(?:nll|elbo)_per_point \(test[^|]*\))\s*\|\s*(?P<ours>[0-9.]+)\s*\|"
+                       r"\s*(?P<teacher>[0-9.]+)\s*\|(?P<gap>[^|]*)\|", re.M)
+
+
+def shipped_quality(name: str) -> list[dict[str, Any]]:
+    """What a shipped model's card says of it against its bar (issue "Trained models"): per
+    class, the test split's ``nll_per_point`` (decoder-only; bar: within 2 % of the teacher) or
+    ``elbo_per_point`` (VAE; bar: within 3 %, and ``recon_nll_per_point`` below the teacher).
+    Rows ``{"metric", "ours", "teacher", "gap_percent", "bar_percent", "meets"}``; [] without a card."""
+    card = weights_dir() / f"{name}.md"
+    if not card.is_file():
+        return []
+    text = card.read_text()
+    rows: dict[str, dict[str, Any]] = {}
+    recon: dict[str, float] = {}
+    for m in _CARD_ROW.finditer(text):
+        metric = m.group("metric").strip()
+        ours, teacher = float(m.group("ours")), float(m.group("teacher"))
+        prefix = metric.split("recon_nll_per_point")[0] if "recon_nll" in metric else None
+        if prefix is not None:
+            recon[prefix] = ours - teacher
+            continue
+        bar = re.search(r"within (\d+(?:\.\d+)?) %", m.group("gap"))
+        if bar is None:
+            continue
+        kind = "elbo_per_point" if "elbo_per_point" in metric else "nll_per_point"
+        rows[metric.split(kind)[0]] = {"metric": metric, "ours": ours, "teacher": teacher,
+                                       "gap_percent": 100.0 * (ours / teacher - 1.0), "bar_percent": float(bar.group(1))}
+    out = []
+    for prefix, r in rows.items():
+        r["meets"] = r["gap_percent"] <= r["bar_percent"] and ("elbo" not in r["metric"] or recon.get(prefix, 1.0) < 0)
+        out.append(r)
+    return out
 
 
 def atomic_write_bytes(path: str | Path, write_fn) -> None:

@@ -259,7 +259,7 @@ def cmd_compact_checkpoint(a: argparse.Namespace) -> int:
 @verb("models")
 def cmd_models(a: argparse.Namespace) -> int:
     """List the models shipped inside the package (usable as --model NAME)."""
-    from .checkpoint import load_model, shipped_models, weights_dir
+    from .checkpoint import load_model, shipped_models, shipped_quality, weights_dir
 
     names = shipped_models()
     if not names:
@@ -268,8 +268,11 @@ def cmd_models(a: argparse.Namespace) -> int:
         lm = load_model(name)
         c = lm.config
         kind = "VAE" if c.conditional else "decoder-only"
+        quality = "; ".join(f"{r['metric'].split(' (')[0]} {r['gap_percent']:+.1f} % vs teacher "
+                            f"({'meets' if r['meets'] else 'short of'} the {r['bar_percent']:g} % bar)"
+                            for r in shipped_quality(name)) or "no test figures"
         print(f"{name:<16} {kind:<12} {c.dec_model} {c.dec_rnn_size}  classes={','.join(lm.class_names)}  "
-              f"card: {weights_dir() / (name + '.md')}")
+              f"{quality}  card: {weights_dir() / (name + '.md')}")
     return 0
 
 
