@@ -306,6 +306,8 @@ def main() -> None:
                 hs, grads, state = run_once(variant, D, B, H, T, args.device, kind=kind)
                 if tl_ is not None:
                     row["mode"] = triton_lstm.last_mode()
+                    if persistent:
+                        row["barrier_timeouts"] = triton_lstm.barrier_timeouts()
                 row["out_rel_err"] = rel(hs, ref_hs)
                 row["grad_rel_err"] = max(rel(a, b) for a, b in zip(grads, ref_g))
                 if args.device == "cuda":

@@ -62,7 +62,7 @@ except Exception:  # pragma: no cover - depends on the install
     tl = None
 
 __all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret", "set_blocks", "blocks",
-           "set_persistent", "persistent_grid", "last_mode", "ln_lstm_sequence", "supports_ln"]
+           "set_persistent", "persistent_grid", "last_mode", "ln_lstm_sequence", "supports_ln", "barrier_timeouts"]
 
 # (BB, BH, BK): batch rows, hidden units and reduction length per program / dot. tl.dot needs
 # each >= 16. Forward grid (ceil(B/BB), H/BH, D): B 100, H 512, BB 16, BH 32 -> 7 x 16 = 112
@@ -129,6 +129,19 @@ def set_persistent(on: bool) -> None:
     between steps) wherever its grid fits on the device at once, else one launch per step as
     before; also ``SKETCHRNN_TRITON_PERSISTENT=1`` at import. Off by default until measured."""
     _STATE["persistent"] = bool(on)
+
+
+def _err_flag(x: Tensor) -> Tensor:
+    """A zeroed flag for one persistent launch, remembered for :func:`barrier_timeouts`."""
+    err = x.new_zeros(1, dtype=torch.int32)
+    _STATE["errs"] = (_STATE.get("errs") or [])[-7:] + [err]
+    return err
+
+
+def barrier_timeouts() -> int:
+    """How many of the last (up to 8) persistent launches had a program give up waiting at a
+    barrier (its peers were not resident; its outputs are NaN). Synchronises with the device."""
+    return sum(int(e.item()) for e in _STATE.get("errs") or [])
 
 
 def last_mode() -> str | None:
@@ -1008,7 +1021,7 @@ def _forward(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None
     pgrid = persistent_grid(xp, B, H, D, "pfw")
     if pgrid is not None:  # all T steps in one launch
         BB, BH, BK = _BLOCKS["pfw"]
-        cnt, err = xp.new_zeros(D * pgrid[0], dtype=torch.int32), xp.new_zeros(1, dtype=torch.int32)
+        cnt, err = xp.new_zeros(D * pgrid[0], dtype=torch.int32), _err_flag(xp)
         _kernels(_use_interpreter(xp))[3][pgrid](
             xp, w, hs, cs, masks if masks is not None else xp, acts, cnt, err, T, B, float(forget_bias),
             D * B * G, (T + 1) * B * H, D * B * H, acts.shape[1] * B * G, B * G if keep else 0,
@@ -1058,7 +1071,7 @@ class _TritonLSTMSequence(torch.autograd.Function):
         pgrid = persistent_grid(acts, B, H, D, "pbw")
         if pgrid is not None:  # all T steps in one launch
             BB, BH, BK = _BLOCKS["pbw"]
-            cnt, err = acts.new_zeros(D * pgrid[0], dtype=torch.int32), acts.new_zeros(1, dtype=torch.int32)
+            cnt, err = acts.new_zeros(D * pgrid[0], dtype=torch.int32), _err_flag(acts)
             _kernels(_use_interpreter(acts))[4][pgrid](
                 grads, wt, dhs, dh_last.contiguous(), acts, cs, masks if masks is not None else acts, dc, cnt, err,
                 T, B, T * B * G, (T + 1) * B * H, D * B * H, D * B * H, pgrid[1], _MAX_SPIN, H=H,
@@ -1118,7 +1131,7 @@ def _ln_forward(xp: Tensor, w: Tensor, gam: Tensor, bet: Tensor, gamc: Tensor, b
     grid = persistent_grid(xp, B, H, D, "pfw")
     BB, BH, BK = _BLOCKS["pfw"]
     st = xp.new_empty((D * grid[0] * grid[1] * BB * 10,))
-    cnt, err = xp.new_zeros(D * grid[0], dtype=torch.int32), xp.new_zeros(1, dtype=torch.int32)
+    cnt, err = xp.new_zeros(D * grid[0], dtype=torch.int32), _err_flag(xp)
     from ..model.cells import LN_EPS
 
     _kernels(_use_interpreter(xp))[5][grid](
@@ -1162,7 +1175,7 @@ class _TritonLNLSTMSequence(torch.autograd.Function):
         grid = persistent_grid(acts, B, H, D, "pbw")
         BB, BH, BK = _BLOCKS["pbw"]
         st = acts.new_empty((D * grid[0] * grid[1] * BB * 10,))
-        cnt, err = acts.new_zeros(D * grid[0], dtype=torch.int32), acts.new_zeros(1, dtype=torch.int32)
+        cnt, err = acts.new_zeros(D * grid[0], dtype=torch.int32), _err_flag(acts)
         _kernels(_use_interpreter(acts))[6][grid](
             grads, wt, dhs, dh_last.contiguous(), acts, xh, ch, rs, rsc, cs, masks if masks is not None else acts,
             gam, gamc, betc, dc, dgam, dbet, dgamc, dbetc, st, cnt, err, T, B, T * B * G, (T + 1) * B * H, D * B * H,
