@@ -1,4 +1,4 @@
-"""Fused LSTM recurrence steps in Triton: one kernel per step forward, one per step backward.
+"""Fused LSTM recurrences in Triton: one kernel per step each way, or one persistent launch.
 
 Why: on an H100 the graph-captured fast path (:mod:`.cuda`) spends a paper-size training step
 (B 100, T 250, decoder LSTM 512) mostly in the per-step products ``h @ W_hh`` (cuBLAS chooses
@@ -18,11 +18,15 @@ pointwise kernels (benchmarks/RESULTS.md, "Kernel profile"). Here a step is ONE 
   projection's gradient is the pre-activation gradients themselves (as in
   :class:`.decoder._LSTMSequence`, whose torch-operations path is the reference here).
 * persistent (opt-in, :func:`set_persistent`; not yet run on a GPU): the same math with all T
-  steps in ONE launch each way, the programs of a row tile meeting at a barrier after every step, so that
-  each SM keeps multiplying the same W_hh columns (L1-resident) instead of fetching them from L2
-  per step and launch; only where every program of the grid can be resident at once
-  (:func:`persistent_grid`), else the step kernels run. Expected to remove most of the ~42 us per
-  step pair the step kernels take at B 100 (the products' floor there is ~5 us each way in FP32).
+  steps in ONE launch each way, the programs of a row tile meeting at a barrier after every
+  step, so that each SM keeps multiplying the same W_hh columns (L1-resident) instead of
+  fetching them from L2 per step and launch; only where every program of the grid can be
+  resident at once (:func:`persistent_grid`), else the step kernels run. Expected to remove
+  most of the ~42 us per step pair the step kernels take at B 100 (the products' floor there is
+  ~5 us each way in FP32).
+* LayerNorm LSTM (Magenta ``LayerNormLSTMCell``, the LayerNorm decoder), persistent only
+  (:func:`ln_lstm_sequence`): the norms over each gate block and over c span the row tile's
+  programs, which exchange their parts of the statistics through a buffer every step.
 
 Layouts: step inputs ``xp`` (T, D, B, 4H) hold ``x_t @ W_ih + b`` (decoder: plus the z part);
 ``W_hh`` (D, H, 4H) in the oracle's gate order (i, j, f, o); states (D, B, H); masks
