@@ -355,7 +355,7 @@ def main() -> None:
     if "big" in sections and "layer_norm" in cells:
         jobs += [("layer_norm", args.big_batch, v) for v in variants
                  if v in ("reference", "fast-eager", "fast", "fast+tf32", "fast+bf16", "fast+triton",
-                          "fast+triton+tf32")]
+                          "fast+triton+tf32", "fast+persistent", "fast+persistent+tf32")]
     if jobs:
         print(f"\n## training step (zero_grad, losses, backward, finite check, clip, Adam)\n"
               f"{'cell':>10} | {'B':>5} | {'variant':>12} | {'ms/step':>9} | {'min':>8} | {'sketches/s':>10} | "
@@ -365,7 +365,7 @@ def main() -> None:
             _, B, v = job
             if B == args.batch:
                 return 0 if v in ("reference", "fast", "fast+triton", "fast+persistent") else 2
-            return 1 if v in ("fast", "fast+tf32", "fast+triton") else 3
+            return 1 if v in ("fast", "fast+tf32", "fast+triton", "fast+persistent", "fast+persistent+tf32") else 3
         jobs.sort(key=prio)  # stable: cells keep their order within a rank
     ref_ms: dict[tuple[str, int], float] = {}
     for cell, B, variant in jobs:

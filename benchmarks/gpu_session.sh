@@ -175,10 +175,11 @@ if best:
     fi
     ;;
   persistent)
-    # the persistent Triton kernels (one launch per recurrence, grid barrier per step; written
-    # 2026-11-27 without a GPU: compiled here for sm_90 only), ~4-5 minutes: their gpu tests, the
-    # recurrence benchmark (B 100, T 250: compiled, step kernels, persistent tile settings, then the
-    # best with TF32 x3 and in TF32), the training step; then the choice for a following `train`
+    # the persistent Triton kernels (one launch per recurrence, a barrier per step; written
+    # 2026-11-27 without a GPU: compiled here for sm_90 only), ~6-7 minutes: their gpu tests, the
+    # recurrence benchmark (B 100, T 250, and B 1000, T 130, in waves: compiled, step kernels,
+    # persistent tile settings, then the best with TF32 x3 and in TF32), the training step (B 100
+    # and LayerNorm at B 1000); then the choice for a following `train`
     # call on this warm machine (runs/triton_env): the persistent kernels where their tests pass
     # and they beat the compiled path by 5 % at the chunk's precision (CHUNK_PRECISION, default high)
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
@@ -186,11 +187,12 @@ if best:
     } >> "$LOG" 2>&1
     step 180 gpu_tests_persistent $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py -k persistent
     TESTS_OK=$(grep -q "^===== gpu_tests_persistent: rc=0 " "$LOG" && echo 1 || echo 0)
-    step 240 bench_persistent $PY benchmarks/bench_triton_lstm.py --shapes dec512,enc256x2,ln512 --no-gemm --persistent \
+    step 300 bench_persistent $PY benchmarks/bench_triton_lstm.py --shapes dec512,ln512,enc256x2,dec512_T130_B1000 \
+      --no-gemm --persistent \
       --json-out "$OUT/bench_triton_lstm.json"
-    step 150 bench_train_persistent $PY benchmarks/bench_train.py --sections timing,numerics --cells lstm,layer_norm \
+    step 200 bench_train_persistent $PY benchmarks/bench_train.py --sections timing,big,numerics --cells lstm,layer_norm \
       --variants fast,fast+triton,fast+persistent,fast+persistent3x,fast+persistent+tf32,fast+tf32 --steps 10 \
-      --budget-s 120 --json-out "$OUT/bench_train.json"
+      --budget-s 170 --json-out "$OUT/bench_train.json"
     read -r PTILES < <($PY -c "
 import json
 rows = [r for r in json.load(open('$OUT/bench_triton_lstm.json'))['rows'] if r['shape'] == 'dec512']

@@ -159,27 +159,29 @@ def supports_ln(x: Tensor, B: int, H: int, D: int) -> bool:
     if triton is None:
         return False
     grids = [persistent_grid(x, B, H, D, w) for w in ("pfw", "pbw")]
-    return all(g is not None and g[1] & (g[1] - 1) == 0 for g in grids)
+    return all(g is not None and g[0] & (g[0] - 1) == 0 for g in grids)
 
 
 def persistent_grid(x: Tensor, B: int, H: int, D: int, which: str = "pfw") -> tuple[int, int, int] | None:
-    """The persistent kernel's grid for B rows, H units, D directions on x's device, or None
-    where it does not apply: switched off, tiles that do not divide H, or more programs than
-    can run at once (every program of the grid must be resident, or the barrier would wait for
-    programs that cannot start: at most one per SM on CUDA; under the interpreter, which runs
-    programs one after another, one program per row tile: BH = H)."""
+    """The persistent kernels' grid (unit blocks, row tiles, directions) for B rows, H units, D
+    directions on x's device, or None where it does not apply: switched off, tiles that do not
+    divide H, or a row tile with more programs than can run at once (its programs wait for each
+    other at every step: at most one per SM on CUDA; under the interpreter, which runs programs
+    one after another, one: BH = H). A grid larger than the device runs in waves of whole row
+    tiles: a row tile's programs are consecutive in launch order, and CUDA starts blocks in that
+    order as SMs free up (the usual behaviour, not a documented guarantee: a row tile left
+    waiting for an SM gives up after its bounded wait and writes NaN, see :func:`barrier_timeouts`)."""
     if not _STATE["persistent"] or which not in ("pfw", "pbw"):
         return None
     BB, BH, BK = _BLOCKS[which]
     if H % BH or (H if which == "pfw" else 4 * H) % BK:
         return None
-    grid = (triton.cdiv(B, BB), H // BH, D)
+    grid = (H // BH, triton.cdiv(B, BB), D)
     if _use_interpreter(x):
-        return grid if grid[1] == 1 else None
+        return grid if grid[0] == 1 else None
     if not x.is_cuda:
         return None
-    sms = torch.cuda.get_device_properties(x.device).multi_processor_count
-    return grid if grid[0] * grid[1] * D <= sms else None
+    return grid if grid[0] <= torch.cuda.get_device_properties(x.device).multi_processor_count else None
 
 
 def _tiles_from_env() -> None:
@@ -360,8 +362,8 @@ def _lstm_fw_seq(xp_ptr, w_ptr, hs_ptr, cs_ptr, m_ptr, a_ptr, cnt_ptr, err_ptr,
     # xp (T, D, B, 4H): step t, direction d at t * s_xt + d * B * 4H; hs / cs (D, T + 1, B, H):
     # d * s_hd + t * B * H; masks (T, D, B, H): t * s_mt + d * B * H; acts (D, T or 1, B, 4H):
     # d * s_ad + t * s_at (s_at = 0: one step's scratch)
-    pb = tl.program_id(0)
-    pj = tl.program_id(1)
+    pj = tl.program_id(0)  # a row tile's unit blocks: consecutive programs
+    pb = tl.program_id(1)
     d = tl.program_id(2)
     G = 4 * H
     rb = pb * BB + tl.arange(0, BB)
@@ -373,7 +375,7 @@ def _lstm_fw_seq(xp_ptr, w_ptr, hs_ptr, cs_ptr, m_ptr, a_ptr, cnt_ptr, err_ptr,
     c = tl.load(cs_ptr + d * s_hd + sr, mask=bm, other=0.0)  # c_0; c_t stays in registers
     poison = tl.load(err_ptr).to(c.dtype) * 0.0  # 0 (NaN once this program gave up waiting)
     limit = MAX_SPIN + 0 * pb  # reads per barrier (0 once given up)
-    grp = d * tl.num_programs(0) + pb  # this row tile's barrier counter
+    grp = d * tl.num_programs(1) + pb  # this row tile's barrier counter
     for t in range(0, T):
         hp = hs_ptr + d * s_hd + t * B * H + rb[:, None] * H  # (BB, 1) row starts of h_{t-1}
         acc_i = tl.full((BB, BH), 0.0, tl.float32)
@@ -449,8 +451,8 @@ def _lstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, cs_ptr, m_ptr, dc_ptr, c
     # activations a_ptr likewise), from the outside gradients dhs (T, D, B, H) (t * s_dt +
     # d * B * H) plus dl (D, B, H) at the last step, W_hh^T (D, 4H, H), cs (D, T + 1, B, H);
     # dc_ptr (D, B, H): d c_T on entry, d c_0 on exit (carried in registers in between)
-    pb = tl.program_id(0)
-    pj = tl.program_id(1)
+    pj = tl.program_id(0)  # a row tile's unit blocks: consecutive programs
+    pb = tl.program_id(1)
     d = tl.program_id(2)
     G = 4 * H
     rb = pb * BB + tl.arange(0, BB)
@@ -462,7 +464,7 @@ def _lstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, cs_ptr, m_ptr, dc_ptr, c
     dc = tl.load(dc_ptr + d * B * H + sr, mask=bm, other=0.0)
     poison = tl.load(err_ptr).to(dc.dtype) * 0.0
     limit = MAX_SPIN + 0 * pb
-    grp = d * tl.num_programs(0) + pb
+    grp = d * tl.num_programs(1) + pb
     for s in range(0, T):
         t = T - 1 - s
         dh = tl.load(dhs_ptr + t * s_dt + d * B * H + sr, mask=bm, other=0.0)
@@ -538,8 +540,8 @@ def _lnlstm_fw_seq(xp_ptr, w_ptr, gam_ptr, bet_ptr, gamc_ptr, betc_ptr, hs_ptr, 
     # xh (D, ., B, 4H) [s(i), tanh(j), s(f + bias), s(o)] and the normalised pre-activations, ch
     # (D, ., B, H) normalised c; rs (D, ., B, 4) and rsc (D, ., B) the 1 / std (s_cd, s_ct: the
     # direction / step strides of ch, rs / 4 and rsc); gains / shifts gam, bet (D, 4H), gamc, betc (D, H)
-    pb = tl.program_id(0)
-    pj = tl.program_id(1)
+    pj = tl.program_id(0)  # a row tile's unit blocks: consecutive programs
+    pb = tl.program_id(1)
     d = tl.program_id(2)
     G = 4 * H
     rl = tl.arange(0, BB)  # rows within the tile
@@ -549,7 +551,7 @@ def _lnlstm_fw_seq(xp_ptr, w_ptr, gam_ptr, bet_ptr, gamc_ptr, betc_ptr, hs_ptr, 
     bm = rb[:, None] < B
     sr = rb[:, None] * H + rj[None, :]
     wp = w_ptr + d * H * G + rj[None, :]
-    grp = d * tl.num_programs(0) + pb
+    grp = d * tl.num_programs(1) + pb
     sx = st_ptr + grp * NJ * BB * 10  # this row tile's exchange buffer
     sx_mine = sx + pj * BB * 10 + rl * 10  # (BB,) this program's rows
     sx_all = sx + tl.arange(0, NJ)[:, None] * BB * 10 + rl[None, :] * 10  # (NJ, BB) every program's
@@ -733,8 +735,8 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
     # cs (D, T + 1, B, H); dhs, dl, dc, W_hh^T as _lstm_bw_seq. Per step and row: the norm of c
     # backward (two sums over H), the gate math backward, the gate blocks' norm backward (two
     # sums per block): the same exchange as the forward, three barriers per step.
-    pb = tl.program_id(0)
-    pj = tl.program_id(1)
+    pj = tl.program_id(0)  # a row tile's unit blocks: consecutive programs
+    pb = tl.program_id(1)
     d = tl.program_id(2)
     G = 4 * H
     rl = tl.arange(0, BB)
@@ -745,7 +747,7 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
     rmask = rb < B
     sr = rb[:, None] * H + rj[None, :]
     wp = wt_ptr + d * G * H + rj[None, :]
-    grp = d * tl.num_programs(0) + pb
+    grp = d * tl.num_programs(1) + pb
     sx = st_ptr + grp * NJ * BB * 10
     sx_mine = sx + pj * BB * 10 + rl * 10
     sx_all = sx + tl.arange(0, NJ)[:, None] * BB * 10 + rl[None, :] * 10
@@ -1025,11 +1027,11 @@ def _forward(xp: Tensor, w: Tensor, c0: Tensor, h0: Tensor, masks: Tensor | None
     pgrid = persistent_grid(xp, B, H, D, "pfw")
     if pgrid is not None:  # all T steps in one launch
         BB, BH, BK = _BLOCKS["pfw"]
-        cnt, err = xp.new_zeros(D * pgrid[0], dtype=torch.int32), _err_flag(xp)
+        cnt, err = xp.new_zeros(D * pgrid[1], dtype=torch.int32), _err_flag(xp)
         _kernels(_use_interpreter(xp))[3][pgrid](
             xp, w, hs, cs, masks if masks is not None else xp, acts, cnt, err, T, B, float(forget_bias),
             D * B * G, (T + 1) * B * H, D * B * H, acts.shape[1] * B * G, B * G if keep else 0,
-            pgrid[1], _MAX_SPIN, H=H, HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec,
+            pgrid[0], _MAX_SPIN, H=H, HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec,
             **_launch_opts(xp, persistent=True))
         _STATE["last_mode"] = "persistent"
         return hs, cs, acts
@@ -1075,10 +1077,10 @@ class _TritonLSTMSequence(torch.autograd.Function):
         pgrid = persistent_grid(acts, B, H, D, "pbw")
         if pgrid is not None:  # all T steps in one launch
             BB, BH, BK = _BLOCKS["pbw"]
-            cnt, err = acts.new_zeros(D * pgrid[0], dtype=torch.int32), _err_flag(acts)
+            cnt, err = acts.new_zeros(D * pgrid[1], dtype=torch.int32), _err_flag(acts)
             _kernels(_use_interpreter(acts))[4][pgrid](
                 grads, wt, dhs, dh_last.contiguous(), acts, cs, masks if masks is not None else acts, dc, cnt, err,
-                T, B, T * B * G, (T + 1) * B * H, D * B * H, D * B * H, pgrid[1], _MAX_SPIN, H=H,
+                T, B, T * B * G, (T + 1) * B * H, D * B * H, D * B * H, pgrid[0], _MAX_SPIN, H=H,
                 HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=prec, **_launch_opts(acts, persistent=True))
         else:
             _backward_steps(grads, wt, dhs, dh_last, acts, cs, masks, dc, prec)
@@ -1135,13 +1137,13 @@ def _ln_forward(xp: Tensor, w: Tensor, gam: Tensor, bet: Tensor, gamc: Tensor, b
     grid = persistent_grid(xp, B, H, D, "pfw")
     BB, BH, BK = _BLOCKS["pfw"]
     st = xp.new_empty((D * grid[0] * grid[1] * BB * 10,))
-    cnt, err = xp.new_zeros(D * grid[0], dtype=torch.int32), _err_flag(xp)
+    cnt, err = xp.new_zeros(D * grid[1], dtype=torch.int32), _err_flag(xp)
     from ..model.cells import LN_EPS
 
     _kernels(_use_interpreter(xp))[5][grid](
         xp, w, gam, bet, gamc, betc, hs, cs, masks if masks is not None else xp, acts, xh, ch, rs, rsc, st, cnt, err,
         T, B, float(forget_bias), float(LN_EPS), D * B * G, (T + 1) * B * H, D * B * H, Ts * B * G,
-        B * G if keep else 0, Ts * B * H, B * H if keep else 0, _MAX_SPIN, H=H, NJ=grid[1],
+        B * G if keep else 0, Ts * B * H, B * H if keep else 0, _MAX_SPIN, H=H, NJ=grid[0],
         HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK, PREC=_precision(xp), **_launch_opts(xp, persistent=True))
     _STATE["last_mode"] = "persistent"
     return hs, cs, acts, xh, ch, rs, rsc
@@ -1179,11 +1181,11 @@ class _TritonLNLSTMSequence(torch.autograd.Function):
         grid = persistent_grid(acts, B, H, D, "pbw")
         BB, BH, BK = _BLOCKS["pbw"]
         st = acts.new_empty((D * grid[0] * grid[1] * BB * 10,))
-        cnt, err = acts.new_zeros(D * grid[0], dtype=torch.int32), _err_flag(acts)
+        cnt, err = acts.new_zeros(D * grid[1], dtype=torch.int32), _err_flag(acts)
         _kernels(_use_interpreter(acts))[6][grid](
             grads, wt, dhs, dh_last.contiguous(), acts, xh, ch, rs, rsc, cs, masks if masks is not None else acts,
             gam, gamc, betc, dc, dgam, dbet, dgamc, dbetc, st, cnt, err, T, B, T * B * G, (T + 1) * B * H, D * B * H,
-            D * B * H, T * B * H, _MAX_SPIN, H=H, NJ=grid[1], HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK,
+            D * B * H, T * B * H, _MAX_SPIN, H=H, NJ=grid[0], HAS_MASK=masks is not None, BB=BB, BH=BH, BK=BK,
             PREC=_precision(acts), **_launch_opts(acts, persistent=True))
         dh0 = torch.bmm(grads[:, 0], wt)  # (D, B, H)
         dw = torch.bmm(hs[:, :-1].reshape(D, T * B, H).transpose(1, 2), grads.reshape(D, T * B, G))  # (D, H, 4H)
