@@ -19,9 +19,9 @@ pointwise kernels (benchmarks/RESULTS.md, "Kernel profile"). Here a step is ONE 
   :class:`.decoder._LSTMSequence`, whose torch-operations path is the reference here).
 * persistent (opt-in, :func:`set_persistent`; not yet run on a GPU): the same math with all T
   steps in ONE launch each way, the programs of a row tile meeting at a barrier after every
-  step, so that each SM keeps multiplying the same W_hh columns (L1-resident) instead of
-  fetching them from L2 per step and launch; only where every program of the grid can be
-  resident at once (:func:`persistent_grid`), else the step kernels run. Expected to remove
+  step: no launch per step, no tail of each step's grid, and each SM multiplies the same W_hh
+  columns every step; only where a row tile's programs can be resident at once
+  (:func:`persistent_grid`), else the step kernels run. Expected to remove
   most of the ~42 us per step pair the step kernels take at B 100 (the products' floor there is
   ~5 us each way in FP32).
 * LayerNorm LSTM (Magenta ``LayerNormLSTMCell``, the LayerNorm decoder), persistent only
@@ -76,8 +76,8 @@ __all__ = ["available", "supports_size", "lstm_sequence", "mm", "set_interpret",
 _BLOCKS: dict[str, tuple[int, int, int]] = {"fw": (16, 32, 64), "bw": (16, 32, 128),
                                             # the persistent kernels (one launch per sequence): B 100
                                             # -> 4 row tiles x 32 unit blocks = 128 programs, one per
-                                            # SM, each keeping W_hh's 512 x 64 columns (128 KB) in L1;
-                                            # 8 warps: 150 / 190 registers, no spills (sm_90)
+                                            # SM, each multiplying the same 512 x 64 W_hh columns
+                                            # every step; 8 warps: 150 / 190 registers, no spills (sm_90)
                                             "pfw": (32, 16, 64), "pbw": (32, 16, 128)}
 # pwarps 8: with 4 warps the persistent kernels spill (ptxas -v, Triton 3.6: benchmarks/compile_sm90.py)
 _STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4, "pwarps": 8,  # warps per program
@@ -342,19 +342,20 @@ def _lstm_bw_step(gn_ptr, wt_ptr, dh_ptr, a_ptr, c_ptr, cp_ptr, m_ptr, dc_ptr, g
 
 
 # Persistent variants: ALL T steps in one launch. The programs of a row tile (NP = H / BH of
-# them: the unit blocks of the same rows and direction; the whole grid resident at once: the
-# launcher checks it against the SM count) meet at a barrier after each step, because step t + 1
-# of rows b needs every unit of h_t[b] (forward) or all 4H pre-activation gradients g_t[b]
-# (backward), and nothing of other rows. What this saves over one launch per step: the launch gaps,
-# the tail of each step's grid, and W_hh's trip from L2: a program keeps multiplying the same
-# W_hh columns, which stay in its SM's L1, while h and g (written by other SMs) are read past L1
-# (``.cg``). The barrier: every thread's stores, CTA barrier, one release add on the direction's
-# counter, acquire reads until all NP programs of the step arrived, CTA barrier (the pattern of
-# CUDA's cooperative grid sync). The wait is bounded (MAX_SPIN reads, seconds, once per program):
-# a program that gives up (its peers were not resident) sets err_ptr, waits no more and writes
-# NaN from then on, so a failure shows as a non-finite loss, never as a hang or silently wrong
-# numbers. The step math is the
-# step kernels' above, line for line.
+# them: the unit blocks of the same rows and direction, consecutive in launch order; they must be
+# resident together: the launcher checks NP against the SM count) meet at a barrier after each
+# step, because step t + 1 of rows b needs every unit of h_t[b] (forward) or all 4H
+# pre-activation gradients g_t[b] (backward), and nothing of other rows. What this saves over one
+# launch per step: the launch gaps and the tail of each step's grid (whether W_hh's columns also
+# stay in L1 across steps is for the GPU to show: the barrier's gpu-scope acquire may well
+# invalidate L1). Values other programs wrote are read after the barrier: h and g at addresses
+# this SM has not read before, the exchange buffer past L1 (``.cg``). The barrier: every thread's
+# stores, CTA barrier, one release add on the row tile's counter, acquire reads until all NP
+# programs of the step arrived, CTA barrier (the pattern of CUDA's cooperative grid sync). The
+# wait is bounded (MAX_SPIN reads, seconds, once per program): a program that gives up (its peers
+# were not resident) sets err_ptr, waits no more and writes NaN from then on, so a failure shows
+# as a non-finite loss, never as a hang or silently wrong numbers. The step math is the step
+# kernels' above, line for line.
 def _lstm_fw_seq(xp_ptr, w_ptr, hs_ptr, cs_ptr, m_ptr, a_ptr, cnt_ptr, err_ptr,
                  T, B, forget_bias, s_xt, s_hd, s_mt, s_ad, s_at, NP, MAX_SPIN, H: tl.constexpr,
                  HAS_MASK: tl.constexpr, BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr,
