@@ -668,3 +668,38 @@ def test_validation_runs_in_full_fp32_on_cuda_only():
             assert cuda_fp32_reduced()
     finally:
         torch.set_float32_matmul_precision(old)
+
+
+def test_sigterm_stops_training_cleanly(tmp_path, shapes_npz):
+    """SIGTERM (or a first Ctrl-C) ends a training run like train.max_minutes: after the current
+    step, with a validation and a last.pt at that step that resumes; the command exits 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sketchrnn.checkpoint import read_checkpoint
+
+    out = tmp_path / "run"
+    sets = [f"data.paths={shapes_npz}", *TINY, "train.num_steps=100000", "train.eval_every=1000",
+            "train.save_every=1000", "train.num_threads=1"]
+    p = subprocess.Popen([sys.executable, "-m", "sketchrnn", "train", "--out", str(out), "--no-progress", "--set", *sets],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # a few steps logged (log_every 1)
+            m = out / "metrics.csv"
+            if m.exists() and len(m.read_text().splitlines()) >= 4:
+                break
+            time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        log, _ = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 0, log[-2000:]
+    assert "SIGTERM received" in log and "stopping at step" in log, log[-2000:]
+    step = int(log.split("stopping at step ")[1].split(":")[0])
+    assert 3 <= step < 1000  # stopped early, not at a save boundary
+    assert read_checkpoint(out / "last.pt")["step"] == step
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[-1].split(",")[0] == str(step) and rows[-1].split(",")[8] != ""  # a validation at the stop

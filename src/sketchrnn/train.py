@@ -29,11 +29,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -640,9 +642,33 @@ class Trainer:
         if self.is_main and self._run_lock is None:
             self._lock_run_dir()
         try:
-            return self._fit(num_steps)
+            with self._stop_on_signals():
+                return self._fit(num_steps)
         finally:
             self.release()
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGTERM or a first Ctrl-C (SIGINT) ends training like train.max_minutes does: after
+        the current step, with a validation and a resumable last.pt; a second Ctrl-C interrupts
+        at once. (Only in the main thread, where Python delivers signals.)"""
+        self._stop_signal: str | None = None
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if signum == signal.SIGINT and self._stop_signal is not None:
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+            self.log(f"{self._stop_signal} received: stopping after this step (Ctrl-C again to interrupt at once)")
+
+        saved = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
 
     def release(self) -> None:
         """Give up the run directory's lock (another Trainer may then resume the run)."""
@@ -706,12 +732,17 @@ class Trainer:
                 # a chunk cut by train.max_minutes ends with a validation too, so that best.pt
                 # reflects its last steps (a short GPU chunk would otherwise lose up to eval_every)
                 stop_time = cfg.train.max_minutes > 0 and (time.time() - t_start) > 60 * cfg.train.max_minutes
-                if cfg.train.max_minutes > 0 and self.dist.enabled:
-                    stop_time = bool(self.dist.broadcast_object(stop_time))  # rank 0's clock decides for all
+                stop_sig = getattr(self, "_stop_signal", None) is not None
+                if self.dist.enabled:  # rank 0's clock and signals decide for all (signals: at log rows)
+                    if cfg.train.max_minutes > 0 or self.step % cfg.train.log_every == 0:
+                        stop_time, stop_sig = (bool(v) for v in self.dist.broadcast_object((stop_time, stop_sig)))
+                    else:
+                        stop_sig = False
+                stop = stop_time or stop_sig
                 if self._deferred and (self.step % cfg.train.eval_every == 0 or self.step % cfg.train.save_every == 0
-                                       or self.step == target or stop_time):
+                                       or self.step == target or stop):
                     self._sync()  # bad_total in the row and the checkpoint counts every queued step
-                if self.step % cfg.train.eval_every == 0 or self.step == target or stop_time:
+                if self.step % cfg.train.eval_every == 0 or self.step == target or stop:
                     v = self.validate()
                     row = row or {"step": self.step}
                     row.update({k: f"{val:.5f}" for k, val in v.items()})
@@ -722,12 +753,14 @@ class Trainer:
                 if row is not None:
                     writer.writerow(row)
                     mf.flush()
-                if self.step % cfg.train.save_every == 0 or self.step == target or stop_time:
+                if self.step % cfg.train.save_every == 0 or self.step == target or stop:
                     self.save()
                 if bar is not None:
                     bar.update(1)
-                if stop_time:
-                    self.log(f"stopping at step {self.step}: train.max_minutes={cfg.train.max_minutes} reached; resume with --resume")
+                if stop:
+                    why = (f"train.max_minutes={cfg.train.max_minutes} reached" if stop_time
+                           else f"{self._stop_signal or 'a signal on rank 0'} received")
+                    self.log(f"stopping at step {self.step}: {why}; resume with --resume")
                     break
         if bar is not None:
             bar.close()
