@@ -34,7 +34,7 @@ def test_default_kernels_compile_for_sm90_without_spills(tmp_path):
     for x in rows:
         assert "error" not in x, x
         # the plain-LSTM kernels spill nothing; the LayerNorm ones, with twice the live values, a
-        # few registers' worth at most (20-24 B per thread with Triton 3.6 / 3.8: a handful of
+        # few registers' worth at most (12-24 B per thread with Triton 3.6 / 3.8: a handful of
         # local loads per step, against the 12.5 KB that made a step kernel 14x slower)
         limit = 64 if x["kernel"].startswith("lnlstm") else 0
         assert x["spill_store_bytes"] <= limit and x["spill_load_bytes"] <= limit, x

@@ -50,6 +50,7 @@ capture only.
 from __future__ import annotations
 
 import os
+import types
 from typing import Any
 
 import torch
@@ -341,6 +342,27 @@ def _lstm_bw_step(gn_ptr, wt_ptr, dh_ptr, a_ptr, c_ptr, cp_ptr, m_ptr, dc_ptr, g
     tl.store(dcp, dc * sf, mask=bm)
 
 
+def _row_tile_barrier_py(cnt, target, limit):
+    # one row tile's barrier: every thread's stores done (CTA barrier), one release add on the
+    # tile's counter, acquire reads until it reaches target (all programs of the tile arrived
+    # this many times) or `limit` reads (then: True, the caller gives up), CTA barrier
+    tl.debug_barrier()
+    tl.atomic_add(cnt, 1, sem="release", scope="gpu")
+    seen = tl.atomic_add(cnt, 0, sem="acquire", scope="gpu")
+    spins = 0
+    while (seen < target) & (spins < limit):
+        seen = tl.atomic_add(cnt, 0, sem="acquire", scope="gpu")
+        spins += 1
+    tl.debug_barrier()
+    return seen < target
+
+
+# The kernels call it as a jit function; the interpreter runs kernels that call it as an
+# interpreted one (a jit function cannot be called from an interpreted kernel): _kernels binds
+# each kernel to the helper of its mode.
+_row_tile_barrier = triton.jit(_row_tile_barrier_py) if triton is not None else None
+
+
 # Persistent variants: ALL T steps in one launch. The programs of a row tile (NP = H / BH of
 # them: the unit blocks of the same rows and direction, consecutive in launch order; they must be
 # resident together: the launcher checks NP against the SM count) meet at a barrier after each
@@ -430,19 +452,10 @@ def _lstm_fw_seq(xp_ptr, w_ptr, hs_ptr, cs_ptr, m_ptr, a_ptr, cnt_ptr, err_ptr,
         tl.store(cs_ptr + so_, c + poison, mask=bm)
         tl.store(hs_ptr + so_, tc * so + poison, mask=bm)
         if t + 1 < T:  # row-tile barrier: h_t[rows] complete before anyone reads it
-            tl.debug_barrier()
-            tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
-            target = (t + 1) * NP
-            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-            spins = 0
-            while (seen < target) & (spins < limit):
-                seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-                spins += 1
-            if seen < target:  # give up, for good: no more waiting at later barriers
+            if _row_tile_barrier(cnt_ptr + grp, (t + 1) * NP, limit):  # gave up: for good
                 tl.atomic_max(err_ptr, 1)
                 poison = poison + float("nan")
                 limit = 0
-            tl.debug_barrier()
 
 
 def _lstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, cs_ptr, m_ptr, dc_ptr, cnt_ptr, err_ptr,
@@ -510,19 +523,10 @@ def _lstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, cs_ptr, m_ptr, dc_ptr, c
         tl.store(gr + 3 * H, dh * tc * so * (1.0 - so) + poison, mask=bm)  # d o
         dc = dc * sf
         if s + 1 < T:  # row-tile barrier: g_t[rows] complete before anyone reads it
-            tl.debug_barrier()
-            tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
-            target = (s + 1) * NP
-            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-            spins = 0
-            while (seen < target) & (spins < limit):
-                seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-                spins += 1
-            if seen < target:  # give up, for good: no more waiting at later barriers
+            if _row_tile_barrier(cnt_ptr + grp, (s + 1) * NP, limit):  # gave up: for good
                 tl.atomic_max(err_ptr, 1)
                 poison = poison + float("nan")
                 limit = 0
-            tl.debug_barrier()
     tl.store(dc_ptr + d * B * H + sr, dc + poison, mask=bm)
 
 
@@ -618,19 +622,11 @@ def _lnlstm_fw_seq(xp_ptr, w_ptr, gam_ptr, bet_ptr, gamc_ptr, betc_ptr, hs_ptr, 
         tl.store(sx_mine + 6, mo)
         tl.store(sx_mine + 7, tl.reduce((acc_o - mo[:, None]) * (acc_o - mo[:, None]), 1, _SUM))
         # ---- barrier 1: the gate statistics of the row tile
-        tl.debug_barrier()
-        tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
         phase += 1
-        seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-        spins = 0
-        while (seen < phase * NJ) & (spins < limit):
-            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-            spins += 1
-        if seen < phase * NJ:
+        if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
             tl.atomic_max(err_ptr, 1)
             poison = poison + float("nan")
             limit = 0
-        tl.debug_barrier()
         # whole-row mean and 1 / std per gate block: mean of the NJ means; M2 = sum M2_p + BH sum (m_p - mean)^2
         pm = tl.load(sx_all, cache_modifier=".cg")
         mean = tl.reduce(pm, 0, _SUM) / NJ
@@ -667,19 +663,11 @@ def _lnlstm_fw_seq(xp_ptr, w_ptr, gam_ptr, bet_ptr, gamc_ptr, betc_ptr, hs_ptr, 
         tl.store(sx_mine + 8, mc)
         tl.store(sx_mine + 9, tl.reduce((c - mc[:, None]) * (c - mc[:, None]), 1, _SUM))
         # ---- barrier 2: the row tile's c statistics
-        tl.debug_barrier()
-        tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
         phase += 1
-        seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-        spins = 0
-        while (seen < phase * NJ) & (spins < limit):
-            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-            spins += 1
-        if seen < phase * NJ:
+        if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
             tl.atomic_max(err_ptr, 1)
             poison = poison + float("nan")
             limit = 0
-        tl.debug_barrier()
         pm = tl.load(sx_all + 8, cache_modifier=".cg")
         mean = tl.reduce(pm, 0, _SUM) / NJ
         r_c = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 9, cache_modifier=".cg"), 0, _SUM)
@@ -711,19 +699,11 @@ def _lnlstm_fw_seq(xp_ptr, w_ptr, gam_ptr, bet_ptr, gamc_ptr, betc_ptr, hs_ptr, 
         tl.store(cs_ptr + so_, c + poison, mask=bm)
         tl.store(hs_ptr + so_, tc * so + poison, mask=bm)
         if t + 1 < T:  # ---- barrier 3: h_t[rows] complete before anyone reads it
-            tl.debug_barrier()
-            tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
             phase += 1
-            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-            spins = 0
-            while (seen < phase * NJ) & (spins < limit):
-                seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-                spins += 1
-            if seen < phase * NJ:
+            if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
                 tl.atomic_max(err_ptr, 1)
                 poison = poison + float("nan")
                 limit = 0
-            tl.debug_barrier()
 
 
 def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr, rsc_ptr, cs_ptr, m_ptr, gam_ptr,
@@ -812,19 +792,11 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
         tl.store(sx_mine + 8, tl.reduce(dch, 1, _SUM))
         tl.store(sx_mine + 9, tl.reduce(dch * chat, 1, _SUM))
         # ---- barrier 1: the row tile's sums for the norm of c
-        tl.debug_barrier()
-        tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
         phase += 1
-        seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-        spins = 0
-        while (seen < phase * NJ) & (spins < limit):
-            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-            spins += 1
-        if seen < phase * NJ:
+        if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
             tl.atomic_max(err_ptr, 1)
             poison = poison + float("nan")
             limit = 0
-        tl.debug_barrier()
         s1 = tl.reduce(tl.load(sx_all + 8, cache_modifier=".cg"), 0, _SUM) / H
         s2 = tl.reduce(tl.load(sx_all + 9, cache_modifier=".cg"), 0, _SUM) / H
         r_c = tl.load(rsc_ptr + rr, mask=rmask, other=0.0)
@@ -866,19 +838,11 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
         tl.store(sx_mine + 6, tl.reduce(dyo, 1, _SUM))
         tl.store(sx_mine + 7, tl.reduce(dyo * xo, 1, _SUM))
         # ---- barrier 2: the row tile's sums for the gate blocks' norms
-        tl.debug_barrier()
-        tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
         phase += 1
-        seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-        spins = 0
-        while (seen < phase * NJ) & (spins < limit):
-            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-            spins += 1
-        if seen < phase * NJ:
+        if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
             tl.atomic_max(err_ptr, 1)
             poison = poison + float("nan")
             limit = 0
-        tl.debug_barrier()
         gr = g_ptr + ar
         r = tl.load(rs_ptr + rr * 4, mask=rmask, other=0.0)
         s1 = tl.reduce(tl.load(sx_all, cache_modifier=".cg"), 0, _SUM) / H
@@ -897,19 +861,11 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
         s2 = tl.reduce(tl.load(sx_all + 7, cache_modifier=".cg"), 0, _SUM) / H
         tl.store(gr + 3 * H, r[:, None] * (dyo - s1[:, None] - xo * s2[:, None]) + poison, mask=bm)
         if s + 1 < T:  # ---- barrier 3: g_t[rows] complete before anyone reads it
-            tl.debug_barrier()
-            tl.atomic_add(cnt_ptr + grp, 1, sem="release", scope="gpu")
             phase += 1
-            seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-            spins = 0
-            while (seen < phase * NJ) & (spins < limit):
-                seen = tl.atomic_add(cnt_ptr + grp, 0, sem="acquire", scope="gpu")
-                spins += 1
-            if seen < phase * NJ:
+            if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
                 tl.atomic_max(err_ptr, 1)
                 poison = poison + float("nan")
                 limit = 0
-            tl.debug_barrier()
     tl.store(dc_ptr + d * B * H + sr, dc + poison, mask=bm)
     tl.atomic_add(dgam_ptr + d * G + rj, dgi)
     tl.atomic_add(dgam_ptr + d * G + H + rj, dgj)
@@ -954,7 +910,13 @@ def _kernels(interpret: bool) -> tuple[Any, ...]:
     ks = _STATE["kernels"].get(interpret)
     if ks is None:
         if interpret:
-            from triton.runtime.interpreter import InterpretedFunction as wrap
+            from triton.runtime.interpreter import InterpretedFunction
+
+            helpers = {"_row_tile_barrier": InterpretedFunction(_row_tile_barrier_py)}
+
+            def wrap(fn: Any) -> Any:  # the same code, its helper calls bound to interpreted helpers
+                return InterpretedFunction(types.FunctionType(fn.__code__, {**fn.__globals__, **helpers}, fn.__name__,
+                                                              fn.__defaults__, fn.__closure__))
         else:
             wrap = triton.jit
         ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step), wrap(_mm), wrap(_lstm_fw_seq), wrap(_lstm_bw_seq),
