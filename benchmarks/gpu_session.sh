@@ -176,7 +176,8 @@ if best:
     ;;
   persistent)
     # the persistent Triton kernels (one launch per recurrence, a barrier per step; written
-    # 2026-11-27 without a GPU: compiled here for sm_90 only), ~6-7 minutes: their gpu tests, the
+    # 2026-11-27 without a GPU: compiled here for sm_90 only), at most ~9.5 minutes (run() timeout_s
+    # 590; each step has its own limit): their gpu tests, the
     # recurrence benchmark (B 100, T 250, and B 1000, T 130, in waves: compiled, step kernels,
     # persistent tile settings, then the best with TF32 x3 and in TF32), the training step (B 100
     # and LayerNorm at B 1000); then the choice for a following `train`
@@ -185,14 +186,14 @@ if best:
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
       $PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
     } >> "$LOG" 2>&1
-    step 180 gpu_tests_persistent $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py -k persistent
+    step 150 gpu_tests_persistent $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_triton_lstm.py -k persistent
     TESTS_OK=$(grep -q "^===== gpu_tests_persistent: rc=0 " "$LOG" && echo 1 || echo 0)
-    step 300 bench_persistent $PY benchmarks/bench_triton_lstm.py --shapes dec512,ln512,enc256x2,dec512_T130_B1000 \
+    step 240 bench_persistent $PY benchmarks/bench_triton_lstm.py --shapes dec512,ln512,enc256x2,dec512_T130_B1000 \
       --no-gemm --persistent \
       --json-out "$OUT/bench_triton_lstm.json"
-    step 200 bench_train_persistent $PY benchmarks/bench_train.py --sections timing,big,numerics --cells lstm,layer_norm \
+    step 170 bench_train_persistent $PY benchmarks/bench_train.py --sections timing,big,numerics --cells lstm,layer_norm \
       --variants fast,fast+triton,fast+persistent,fast+persistent3x,fast+persistent+tf32,fast+tf32 --steps 10 \
-      --budget-s 170 --json-out "$OUT/bench_train.json"
+      --budget-s 140 --json-out "$OUT/bench_train.json"
     read -r PTILES < <($PY -c "
 import json
 rows = [r for r in json.load(open('$OUT/bench_triton_lstm.json'))['rows'] if r['shape'] == 'dec512']
