@@ -52,7 +52,31 @@ SIGS = {
                           s_mt="i32", s_cd="i32", MAX_SPIN="i32"),
 }
 KERNELS = {"steps": ("fw_step", "bw_step"), "persistent": ("fw_seq", "bw_seq"),
-           "layer_norm": ("lnlstm_fw_seq", "lnlstm_bw_seq")}
+           "layer_norm": ("lnlstm_fw_seq", "lnlstm_bw_seq"), "hyper": ("hyper_fw_seq", "hyper_bw_seq")}
+HYPER = {"hyper_size": 256, "embedding": 32}  # the paper's hyper cell (Nh) and hyper_norm embedding (E)
+
+
+def _kernel_fn(name: str):
+    """The kernel's Python function and its argument types (pointers float32 but the barrier
+    counter and error flag; the HyperLSTM kernels' scalars by name)."""
+    import inspect
+
+    if name.startswith("hyper"):
+        from sketchrnn.fast import triton_hyper as thy
+
+        fn = getattr(thy, "_" + name)
+        sig = {}
+        for n in inspect.signature(fn).parameters:
+            if n.endswith("_ptr"):
+                sig[n] = "*i32" if n in ("cnt_ptr", "err_ptr") else P32
+            elif n in ("T", "B", "TS", "KS", "MAX_SPIN"):
+                sig[n] = "i32"
+            elif n in ("forget_bias", "yforget_bias", "eps"):
+                sig[n] = "fp32"
+        return fn, sig
+    from sketchrnn.fast import triton_lstm as tlm
+
+    return getattr(tlm, "_" + name if name.startswith("lnlstm") else "_lstm_" + name), SIGS[name]
 
 
 def compile_one(name: str, H: int, tiles: tuple[int, int, int], warps: int, prec: str, arch: int,
@@ -61,17 +85,18 @@ def compile_one(name: str, H: int, tiles: tuple[int, int, int], warps: int, prec
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from sketchrnn.fast import triton_lstm as tlm
-
-    fn = triton.jit(getattr(tlm, "_" + name if name.startswith("lnlstm") else "_lstm_" + name))
+    pyfn, types_ = _kernel_fn(name)
+    fn = triton.jit(pyfn)
     consts = dict(H=H, HAS_MASK=True, BB=tiles[0], BH=tiles[1], BK=tiles[2], PREC=prec)
-    if name.startswith("lnlstm"):
+    if name.startswith("lnlstm") or name.startswith("hyper"):
         consts["NJ"] = H // tiles[1]
+    if name.startswith("hyper"):
+        consts.update(NH=HYPER["hyper_size"], E=HYPER["embedding"], NHB=HYPER["hyper_size"] // consts["NJ"])
     if name == "bw_step":
         consts["HAS_NEXT"] = True
     # the signature in the function's own parameter order (constexpr ones by index)
     names = list(inspect.signature(fn.fn).parameters)
-    sig = {n: SIGS[name][n] if n in SIGS[name] else "constexpr" for n in names}
+    sig = {n: types_[n] if n in types_ else "constexpr" for n in names}
     src = ASTSource(fn, sig, constexprs={(names.index(k),): v for k, v in consts.items()})
     k = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
     row = {"kernel": name, "H": H, "tiles": list(tiles), "warps": warps, "prec": prec, "arch": arch,
@@ -119,7 +144,8 @@ def main() -> None:
             settings = [tuple(int(v) for v in t.split(",")) for t in args.tiles]
         else:  # the defaults of this kind
             b = tlm.blocks()
-            fw, warps = (b["fw"], b["warps"]) if kind == "steps" else (b["pfw"], b["pwarps"])
+            fw, warps = (b["fw"], b["warps"]) if kind == "steps" else (b["hfw" if kind == "hyper" else "pfw"],
+                                                                         b["pwarps"])
             settings = [(*fw, warps)]
         for prec in args.prec:
             for bb, bh, bk, warps in settings:

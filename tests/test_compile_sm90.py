@@ -1,4 +1,4 @@
-"""The Triton LSTM kernels compile for the H100 / H200 (sm_90) on a machine without a GPU.
+"""The Triton LSTM and HyperLSTM kernels compile for the H100 / H200 (sm_90) on a machine without a GPU.
 
 The CPU tests run the kernels under Triton's interpreter, which accepts constructs the compiler
 may not (and says nothing of registers); benchmarks/compile_sm90.py lowers each kernel to a cubin
@@ -29,14 +29,15 @@ def test_default_kernels_compile_for_sm90_without_spills(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert sorted(x["kernel"] for x in rows) == ["bw_seq", "bw_step", "fw_seq", "fw_step", "lnlstm_bw_seq",
-                                                  "lnlstm_fw_seq"]
+    assert sorted(x["kernel"] for x in rows) == ["bw_seq", "bw_step", "fw_seq", "fw_step", "hyper_bw_seq",
+                                                  "hyper_fw_seq", "lnlstm_bw_seq", "lnlstm_fw_seq"]
     for x in rows:
         assert "error" not in x, x
         # the plain-LSTM kernels spill nothing; the LayerNorm ones, with twice the live values, a
         # few registers' worth at most (12-24 B per thread with Triton 3.6 / 3.8: a handful of
-        # local loads per step, against the 12.5 KB that made a step kernel 14x slower)
-        limit = 64 if x["kernel"].startswith("lnlstm") else 0
+        # local loads per step, against the 12.5 KB that made a step kernel 14x slower); the
+        # HyperLSTM ones, two cells per program, 64-68 B with 3.8 (72 / 344 B with 3.6)
+        limit = 64 if x["kernel"].startswith("lnlstm") else 128 if x["kernel"].startswith("hyper") else 0
         assert x["spill_store_bytes"] <= limit and x["spill_load_bytes"] <= limit, x
         assert 0 < x["registers"] <= 255 and x["shared_bytes"] <= 227 * 1024, x
     for x in rows:

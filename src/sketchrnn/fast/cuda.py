@@ -20,8 +20,8 @@ Two standard tools remove most of that, each switched on by itself on CUDA:
    each way (:mod:`.triton_lstm`), captured in the same CUDA graph: ``configure(triton=True)``
    or the environment variable ``SKETCHRNN_TRITON=1``; with ``triton_lstm.set_persistent(True)``
    (``SKETCHRNN_TRITON_PERSISTENT=1``) one launch per recurrence where its grid fits on the
-   device at once, LayerNorm-LSTM recurrences (the LayerNorm decoder) included (not yet run on
-   a GPU).
+   device at once, LayerNorm-LSTM recurrences (the LayerNorm decoder) and HyperLSTM ones (the
+   HyperLSTM decoder, :mod:`.triton_hyper`) included (not yet run on a GPU).
 
 Any failure (no compiler, capture error) is caught once per key, reported with one
 ``warnings.warn``, and that key falls back: graph without compile, then eager; a failed
@@ -63,9 +63,10 @@ def configure(compile: bool | None = None, graphs: bool | None = None, triton: b
 
 def _triton_ok(seq: Any, h0: Tensor) -> bool:
     """The fused Triton kernels handle this recurrence: switched on, Triton importable, float32,
-    and a plain LSTM with a hidden size the tiles divide, or a LayerNorm LSTM that the
-    persistent kernels take (switched on too, its grid resident at once: ``supports_ln``)."""
-    if not _CFG["triton"] or seq.kind not in ("lstm", "layer_norm") or h0.dtype != torch.float32 \
+    and a plain LSTM with a hidden size the tiles divide, or a LayerNorm LSTM / HyperLSTM that
+    the persistent kernels take (switched on too, the grid resident at once: ``supports_ln``,
+    ``triton_hyper.supports_hyper``)."""
+    if not _CFG["triton"] or seq.kind not in ("lstm", "layer_norm", "hyper") or h0.dtype != torch.float32 \
             or _autocast_state()[0]:
         return False  # (under autocast the projections come in bf16/fp16: compiled path)
     from . import triton_lstm
@@ -75,6 +76,11 @@ def _triton_ok(seq: Any, h0: Tensor) -> bool:
     if seq.kind == "layer_norm":
         D, B, H = h0.shape
         return triton_lstm.supports_ln(h0, B, H, D)
+    if seq.kind == "hyper":
+        from .triton_hyper import Z_BLOCKS, supports_hyper
+
+        D, B, H = h0.shape
+        return supports_hyper(h0, B, H, seq.params["hw_hh"].shape[-2], seq.params["w_zs"].shape[-1] // Z_BLOCKS, D)
     return triton_lstm.supports_size(h0.shape[-1])
 
 
@@ -82,6 +88,10 @@ def _run_triton(seq: Any, xp: Any, state0: tuple[Tensor, ...], masks: Tensor | N
     from . import triton_lstm
 
     p = seq.params
+    if seq.kind == "hyper":
+        from .triton_hyper import hyper_lstm_sequence
+
+        return hyper_lstm_sequence(xp, p, state0, masks, seq.forget_bias, seq.hyper_forget_bias)
     if seq.kind == "layer_norm":
         return triton_lstm.ln_lstm_sequence(xp, p["w_hh"], p["gamma"], p["beta"], p["gamma_c"], p["beta_c"],
                                             state0[0], state0[1], masks, seq.forget_bias)

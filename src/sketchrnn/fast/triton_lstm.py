@@ -27,6 +27,8 @@ pointwise kernels (benchmarks/RESULTS.md, "Kernel profile"). Here a step is ONE 
 * LayerNorm LSTM (Magenta ``LayerNormLSTMCell``, the LayerNorm decoder), persistent only
   (:func:`ln_lstm_sequence`): the norms over each gate block and over c span the row tile's
   programs, which exchange their parts of the statistics through a buffer every step.
+* HyperLSTM (the HyperLSTM decoder): :mod:`.triton_hyper`, persistent only, on this module's
+  barrier and switches (its tiles ``hfw`` / ``hbw``).
 
 Layouts: step inputs ``xp`` (T, D, B, 4H) hold ``x_t @ W_ih + b`` (decoder: plus the z part);
 ``W_hh`` (D, H, 4H) in the oracle's gate order (i, j, f, o); states (D, B, H); masks
@@ -79,7 +81,11 @@ _BLOCKS: dict[str, tuple[int, int, int]] = {"fw": (16, 32, 64), "bw": (16, 32, 1
                                             # -> 4 row tiles x 32 unit blocks = 128 programs, one per
                                             # SM, each multiplying the same 512 x 64 W_hh columns
                                             # every step; 8 warps: 150 / 190 registers, no spills (sm_90)
-                                            "pfw": (32, 16, 64), "pbw": (32, 16, 128)}
+                                            "pfw": (32, 16, 64), "pbw": (32, 16, 128),
+                                            # the persistent HyperLSTM kernels (.triton_hyper): B 100,
+                                            # H 512, Nh 256 -> 7 row tiles x 16 unit blocks of 32 main
+                                            # and 16 hyper units (tl.dot takes no fewer); not yet measured
+                                            "hfw": (16, 32, 64), "hbw": (16, 32, 128)}
 # pwarps 8: with 4 warps the persistent kernels spill (ptxas -v, Triton 3.6: benchmarks/compile_sm90.py)
 _STATE: dict[str, Any] = {"interpret": None, "kernels": {}, "warps": 4, "pwarps": 8,  # warps per program
                           "fp32_dot": "ieee",  # float32 products without TF32: set_fp32_products
@@ -106,17 +112,18 @@ def set_interpret(on: bool | None) -> None:
 
 def set_blocks(fw: tuple[int, int, int] | None = None, bw: tuple[int, int, int] | None = None,
                warps: int | None = None, pfw: tuple[int, int, int] | None = None,
-               pbw: tuple[int, int, int] | None = None, pwarps: int | None = None) -> None:
+               pbw: tuple[int, int, int] | None = None, pwarps: int | None = None,
+               hfw: tuple[int, int, int] | None = None, hbw: tuple[int, int, int] | None = None) -> None:
     """Tile sizes (BB, BH, BK) of the forward and backward step kernels (powers of two >= 16),
     the warps per program (1, 2, 4 (default), 8 or 16), and the same of the persistent kernels
-    (``pfw``, ``pbw``, ``pwarps``)."""
+    (``pfw``, ``pbw``, ``pwarps``; ``hfw``, ``hbw`` the HyperLSTM ones, :mod:`.triton_hyper`)."""
     for key, n in (("warps", warps), ("pwarps", pwarps)):
         if n is None:
             continue
         if n not in (1, 2, 4, 8, 16):
             raise ValueError(f"{key} must be 1, 2, 4, 8 or 16, got {n!r}")
         _STATE[key] = int(n)
-    for name, v in (("fw", fw), ("bw", bw), ("pfw", pfw), ("pbw", pbw)):
+    for name, v in (("fw", fw), ("bw", bw), ("pfw", pfw), ("pbw", pbw), ("hfw", hfw), ("hbw", hbw)):
         if v is None:
             continue
         if len(v) != 3 or any(int(x) < 16 or int(x) & (int(x) - 1) for x in v):
@@ -188,9 +195,11 @@ def persistent_grid(x: Tensor, B: int, H: int, D: int, which: str = "pfw") -> tu
 def _tiles_from_env() -> None:
     """``SKETCHRNN_TRITON_TILES="32,16,32:32,16,64[:8]"`` (forward tiles : backward tiles [: warps])
     sets them at import (what benchmarks/gpu_session.sh picks from the tile benchmark);
-    ``SKETCHRNN_TRITON_PTILES`` the same for the persistent kernels."""
+    ``SKETCHRNN_TRITON_PTILES`` the same for the persistent kernels, ``SKETCHRNN_TRITON_HTILES``
+    for the HyperLSTM ones (their warps are the persistent kernels' setting)."""
     for var, names in (("SKETCHRNN_TRITON_TILES", ("fw", "bw", "warps")),
-                       ("SKETCHRNN_TRITON_PTILES", ("pfw", "pbw", "pwarps"))):
+                       ("SKETCHRNN_TRITON_PTILES", ("pfw", "pbw", "pwarps")),
+                       ("SKETCHRNN_TRITON_HTILES", ("hfw", "hbw", "pwarps"))):
         spec = os.environ.get(var, "").strip()
         if not spec:
             continue
