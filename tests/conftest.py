@@ -26,3 +26,23 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO
+
+
+@pytest.fixture
+def persistent():
+    """The persistent Triton kernels on, run by Triton's interpreter on CPU tensors, 16-wide step
+    tiles; restores the tiles and the switch afterwards (tests/test_triton_lstm.py,
+    tests/test_triton_hyper.py). Skips where Triton's interpreter cannot run them."""
+    triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package")
+    if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 8):
+        pytest.skip(f"Triton {triton.__version__}'s interpreter cannot run the persistent kernels (needs 3.8)")
+    from sketchrnn.fast import triton_lstm as tlm
+
+    saved = tlm.blocks()
+    tlm.set_blocks(fw=(16, 16, 16), bw=(16, 16, 16))
+    tlm.set_interpret(None)
+    tlm.set_persistent(True)
+    yield
+    tlm.set_persistent(False)
+    tlm.set_blocks(**saved)
+

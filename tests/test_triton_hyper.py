@@ -39,20 +39,6 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.fixture
-def persistent():
-    """The persistent kernels on, on the interpreter; restores tiles and the switch afterwards."""
-    if not _INTERPRETER_LOOPS:
-        pytest.skip(f"Triton {triton.__version__}'s interpreter cannot run the persistent kernels (needs 3.8)")
-    saved = tlm.blocks()
-    tlm.set_blocks(fw=(16, 16, 16), bw=(16, 16, 16))
-    tlm.set_interpret(None)
-    tlm.set_persistent(True)
-    yield
-    tlm.set_persistent(False)
-    tlm.set_blocks(**saved)
-
-
-@pytest.fixture
 def concurrent(persistent, monkeypatch):
     """Every program of a grid in its own thread: several unit blocks per row tile on the CPU."""
     if not triton_threads.supported():

@@ -357,20 +357,6 @@ def test_no_grad_forward_matches(small_tiles):
 
 
 # ----------------------------------------------------------------------------- persistent kernels
-@pytest.fixture
-def persistent():
-    """The persistent kernels on, on the interpreter; restores tiles and the switch afterwards."""
-    if not _INTERPRETER_LOOPS:
-        pytest.skip(f"Triton {triton.__version__}'s interpreter cannot run the persistent kernels (needs 3.8)")
-    saved = tlm.blocks()
-    tlm.set_blocks(fw=(16, 16, 16), bw=(16, 16, 16))
-    tlm.set_interpret(None)
-    tlm.set_persistent(True)
-    yield
-    tlm.set_persistent(False)
-    tlm.set_blocks(**saved)
-
-
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("D,B,H,T,masked", [
     (1, 20, 32, 5, True),  # the decoder: 20 valid rows of a 32-row tile
