@@ -124,6 +124,14 @@ def test_hyper_kernels_with_concurrent_programs(concurrent, dtype, tol, D, B, H,
     _check(dtype, D, B, H, NH, 16, T, True, tol)
 
 
+@needs_threads
+def test_more_unit_blocks_than_embedding_blocks(concurrent):
+    """16 unit blocks per row tile, as at paper size (H 512 / 32): programs 12-15 compute no zs
+    block and sum no d zs block, and still meet every barrier."""
+    tlm.set_blocks(hfw=(16, 16, 16), hbw=(16, 16, 16))
+    _check(torch.float64, 1, 7, 256, 256, 16, 1, True, 1e-12)
+
+
 def _no_wait(cnt, target, limit):
     return target < 0  # a "barrier" that never waits (and never gives up)
 
