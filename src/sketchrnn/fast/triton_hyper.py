@@ -41,7 +41,6 @@ a GPU session to measure (benchmarks/NOTES_gpu.md).
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import torch
@@ -49,7 +48,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import triton_lstm as _tl
-from .triton_lstm import _SUM, _row_tile_barrier, _row_tile_barrier_py, tl, triton
+# the jit helpers the kernels call by name (the interpreter binds its own copies: _tl.interpreted)
+from .triton_lstm import (_SUM, _acc, _dot, _get_stats, _get_sums, _put_stats, _put_sums,  # noqa: F401
+                          _row_tile_barrier, _sig, _tanh, tl, triton)
 
 __all__ = ["supports_hyper", "hyper_grid", "hyper_lstm_sequence"]
 
@@ -58,55 +59,8 @@ N_SLOTS = 20  # exchange slots per program and row: hyper gates 0-7, hyper c 8-9
 
 
 # ----------------------------------------------------------------------------- helpers (inlined)
-def _dot_py(a, b, PREC: tl.constexpr):
-    if PREC == "tf32":
-        return tl.dot(a, b, input_precision="tf32")
-    elif PREC == "tf32x3":
-        return tl.dot(a, b, input_precision="tf32x3")
-    else:
-        return tl.dot(a, b, input_precision="ieee")
-
-
-def _sig_py(x):
-    return 1.0 / (1.0 + tl.exp(-x))
-
-
-def _tanh_py(x):
-    e = tl.exp(-2.0 * tl.abs(x))
-    t = (1.0 - e) / (1.0 + e)
-    return tl.where(x < 0, -t, t)
-
-
-def _put_stats_py(p, x, N: tl.constexpr):
-    # this program's (mean, M2) of each row of x (BB, N) into slots p, p + 1
-    m = tl.reduce(x, 1, _SUM) / N
-    tl.store(p, m)
-    tl.store(p + 1, tl.reduce((x - m[:, None]) * (x - m[:, None]), 1, _SUM))
-
-
-def _get_stats_py(p, NJ: tl.constexpr, NB: tl.constexpr, N: tl.constexpr, eps):
-    # whole-row mean and 1 / std from the NJ programs' parts of NB values each (Chan et al.)
-    pm = tl.load(p, cache_modifier=".cg")  # (NJ, BB)
-    mean = tl.reduce(pm, 0, _SUM) / NJ
-    m2 = tl.reduce(tl.load(p + 1, cache_modifier=".cg"), 0, _SUM) \
-        + NB * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)
-    return mean, 1.0 / tl.sqrt(m2 / N + eps)
-
-
-def _put_sums_py(p, a, b):
-    tl.store(p, tl.reduce(a, 1, _SUM))
-    tl.store(p + 1, tl.reduce(b, 1, _SUM))
-
-
-def _get_sums_py(p, N: tl.constexpr):
-    return (tl.reduce(tl.load(p, cache_modifier=".cg"), 0, _SUM) / N,
-            tl.reduce(tl.load(p + 1, cache_modifier=".cg"), 0, _SUM) / N)
-
-
-def _acc_py(p, v):
-    tl.store(p, tl.load(p) + v)
-
-
+# (the products, gate nonlinearities and norm exchanges are .triton_lstm's, shared with its
+# LayerNorm kernels)
 def _scales_py(zr, wb, g, E: tl.constexpr, H: tl.constexpr, bm, PREC: tl.constexpr):
     # gate block g's scales of x W_ih and h W_hh and its shift, for this program's units:
     # zs blocks g, 4 + g, 8 + g (BB, E) times their (E, BH) slices of the per-block projections
@@ -117,14 +71,9 @@ def _scales_py(zr, wb, g, E: tl.constexpr, H: tl.constexpr, bm, PREC: tl.constex
             _dot(zb, tl.load(wb + (8 + g) * E * H), PREC))
 
 
-_HELPERS_PY = {"_dot": _dot_py, "_sig": _sig_py, "_tanh": _tanh_py, "_put_stats": _put_stats_py,
-               "_get_stats": _get_stats_py, "_put_sums": _put_sums_py, "_get_sums": _get_sums_py,
-               "_scales": _scales_py, "_acc": _acc_py, "_row_tile_barrier": _row_tile_barrier_py}
+_HELPERS_PY = {**_tl.HELPERS_PY, "_scales": _scales_py}
 if triton is not None:
-    _dot, _sig, _tanh = triton.jit(_dot_py), triton.jit(_sig_py), triton.jit(_tanh_py)
-    _put_stats, _get_stats = triton.jit(_put_stats_py), triton.jit(_get_stats_py)
-    _put_sums, _get_sums, _scales = triton.jit(_put_sums_py), triton.jit(_get_sums_py), triton.jit(_scales_py)
-    _acc = triton.jit(_acc_py)
+    _scales = triton.jit(_scales_py)
 
 
 # ----------------------------------------------------------------------------- forward
@@ -640,21 +589,10 @@ _VECTORS = {"bias", "gamma", "beta", "gamma_c", "beta_c", "h_gamma", "h_beta", "
 def _kernels(interpret: bool) -> tuple[Any, Any]:
     ks = _KERNELS.get(interpret)
     if ks is None:
-        if interpret:  # one globals dict whose helpers are interpreted copies (they call each other)
-            from triton.runtime.interpreter import InterpretedFunction
-
-            g = dict(globals())
-
-            def bind(fn: Any) -> Any:
-                return InterpretedFunction(types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__,
-                                                              fn.__closure__))
-
-            g.update({name: bind(fn) for name, fn in _HELPERS_PY.items()})
-            ks = (bind(_hyper_fw_seq), bind(_hyper_bw_seq))
-        else:
-            ks = (triton.jit(_hyper_fw_seq), triton.jit(_hyper_bw_seq))
-        _KERNELS[interpret] = ks
-    return ks
+        fns = [_hyper_fw_seq, _hyper_bw_seq]
+        ks = tuple(_tl.interpreted(fns, _HELPERS_PY) if interpret else (triton.jit(f) for f in fns))
+        _KERNELS[interpret] = ks  # type: ignore[assignment]
+    return ks  # type: ignore[return-value]
 
 
 def _resident(x: Tensor, nj: int) -> bool:

@@ -366,10 +366,88 @@ def _row_tile_barrier_py(cnt, target, limit):
     return seen < target
 
 
-# The kernels call it as a jit function; the interpreter runs kernels that call it as an
-# interpreted one (a jit function cannot be called from an interpreted kernel): _kernels binds
-# each kernel to the helper of its mode.
-_row_tile_barrier = triton.jit(_row_tile_barrier_py) if triton is not None else None
+# Small helpers of the persistent LayerNorm kernels (and of .triton_hyper's), inlined by the
+# compiler: products at the kernel's precision, the gate nonlinearities, and a norm's parts
+# exchanged between the programs of a row tile.
+def _dot_py(a, b, PREC: tl.constexpr):
+    if PREC == "tf32":
+        return tl.dot(a, b, input_precision="tf32")
+    elif PREC == "tf32x3":
+        return tl.dot(a, b, input_precision="tf32x3")
+    else:
+        return tl.dot(a, b, input_precision="ieee")
+
+
+def _sig_py(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+def _tanh_py(x):  # written out: see the module docstring
+    e = tl.exp(-2.0 * tl.abs(x))
+    t = (1.0 - e) / (1.0 + e)
+    return tl.where(x < 0, -t, t)
+
+
+def _put_stats_py(p, x, N: tl.constexpr):
+    # this program's (mean, M2) of each row of x (BB, N) into exchange slots p, p + 1
+    m = tl.reduce(x, 1, _SUM) / N
+    tl.store(p, m)
+    tl.store(p + 1, tl.reduce((x - m[:, None]) * (x - m[:, None]), 1, _SUM))
+
+
+def _get_stats_py(p, NJ: tl.constexpr, NB: tl.constexpr, N: tl.constexpr, eps):
+    # whole-row mean and 1 / std from the NJ programs' parts (slots p, p + 1 of each, (NJ, BB)),
+    # NB values each, N in all: mean of the means; M2 = sum M2_p + NB sum (m_p - mean)^2 (Chan et al.)
+    pm = tl.load(p, cache_modifier=".cg")
+    mean = tl.reduce(pm, 0, _SUM) / NJ
+    m2 = tl.reduce(tl.load(p + 1, cache_modifier=".cg"), 0, _SUM) \
+        + NB * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)
+    return mean, 1.0 / tl.sqrt(m2 / N + eps)
+
+
+def _put_sums_py(p, a, b):
+    # this program's row sums of a and b into exchange slots p, p + 1
+    tl.store(p, tl.reduce(a, 1, _SUM))
+    tl.store(p + 1, tl.reduce(b, 1, _SUM))
+
+
+def _get_sums_py(p, N: tl.constexpr):
+    # the whole rows' sums of both slots over the NJ programs, divided by N
+    return (tl.reduce(tl.load(p, cache_modifier=".cg"), 0, _SUM) / N,
+            tl.reduce(tl.load(p + 1, cache_modifier=".cg"), 0, _SUM) / N)
+
+
+def _acc_py(p, v):
+    tl.store(p, tl.load(p) + v)
+
+
+# The kernels call these as jit functions; the interpreter runs kernels that call them as
+# interpreted ones (a jit function cannot be called from an interpreted kernel): _kernels binds
+# each kernel to the helpers of its mode (:func:`interpreted`).
+HELPERS_PY = {"_row_tile_barrier": _row_tile_barrier_py, "_dot": _dot_py, "_sig": _sig_py, "_tanh": _tanh_py,
+              "_put_stats": _put_stats_py, "_get_stats": _get_stats_py, "_put_sums": _put_sums_py,
+              "_get_sums": _get_sums_py, "_acc": _acc_py}
+if triton is not None:
+    _row_tile_barrier, _dot, _sig, _tanh = (triton.jit(f) for f in (_row_tile_barrier_py, _dot_py, _sig_py, _tanh_py))
+    _put_stats, _get_stats, _put_sums, _get_sums, _acc = (
+        triton.jit(f) for f in (_put_stats_py, _get_stats_py, _put_sums_py, _get_sums_py, _acc_py))
+else:  # pragma: no cover - without triton nothing is launched
+    _row_tile_barrier = _dot = _sig = _tanh = _put_stats = _get_stats = _put_sums = _get_sums = _acc = None
+
+
+def interpreted(fns: list[Any], helpers: dict[str, Any]) -> list[Any]:
+    """Interpreted copies of kernels ``fns`` sharing ONE globals dict in which every helper name
+    is an interpreted copy too (helpers call helpers): the kernels' module globals, this
+    module's, then the helpers."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    g = {**globals(), **fns[0].__globals__}
+
+    def bind(fn: Any) -> Any:
+        return InterpretedFunction(types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__))
+
+    g.update({name: bind(fn) for name, fn in helpers.items()})
+    return [bind(fn) for fn in fns]
 
 
 # Persistent variants: ALL T steps in one launch. The programs of a row tile (NP = H / BH of
@@ -585,107 +663,60 @@ def _lnlstm_fw_seq(xp_ptr, w_ptr, gam_ptr, bet_ptr, gamc_ptr, betc_ptr, hs_ptr, 
     bc = tl.load(betc_ptr + d * H + rj)[None, :]
     for t in range(0, T):
         hp = hs_ptr + d * s_hd + t * B * H + rb[:, None] * H
-        acc_i = tl.full((BB, BH), 0.0, tl.float32)
-        acc_j = tl.full((BB, BH), 0.0, tl.float32)
-        acc_f = tl.full((BB, BH), 0.0, tl.float32)
-        acc_o = tl.full((BB, BH), 0.0, tl.float32)
-        if PREC == "f64":
-            acc_i = acc_i.to(tl.float64)
-            acc_j = acc_j.to(tl.float64)
-            acc_f = acc_f.to(tl.float64)
-            acc_o = acc_o.to(tl.float64)
+        acc_i = tl.full((BB, BH), 0.0, c.dtype)
+        acc_j = tl.full((BB, BH), 0.0, c.dtype)
+        acc_f = tl.full((BB, BH), 0.0, c.dtype)
+        acc_o = tl.full((BB, BH), 0.0, c.dtype)
         for k0 in range(0, H, BK):
             hk = tl.load(hp + (k0 + rk)[None, :], mask=bm, other=0.0, cache_modifier=".cg")
             wk = wp + (k0 + rk)[:, None] * G
-            if PREC == "tf32":
-                acc_i += tl.dot(hk, tl.load(wk), input_precision="tf32")
-                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32")
-                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32")
-                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32")
-            elif PREC == "tf32x3":
-                acc_i += tl.dot(hk, tl.load(wk), input_precision="tf32x3")
-                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="tf32x3")
-                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="tf32x3")
-                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="tf32x3")
-            else:
-                acc_i += tl.dot(hk, tl.load(wk), input_precision="ieee")
-                acc_j += tl.dot(hk, tl.load(wk + H), input_precision="ieee")
-                acc_f += tl.dot(hk, tl.load(wk + 2 * H), input_precision="ieee")
-                acc_o += tl.dot(hk, tl.load(wk + 3 * H), input_precision="ieee")
+            acc_i += _dot(hk, tl.load(wk), PREC)
+            acc_j += _dot(hk, tl.load(wk + H), PREC)
+            acc_f += _dot(hk, tl.load(wk + 2 * H), PREC)
+            acc_o += _dot(hk, tl.load(wk + 3 * H), PREC)
         xr = xp_ptr + t * s_xt + d * B * G + rb[:, None] * G + rj[None, :]
         acc_i += tl.load(xr, mask=bm, other=0.0)
         acc_j += tl.load(xr + H, mask=bm, other=0.0)
         acc_f += tl.load(xr + 2 * H, mask=bm, other=0.0)
         acc_o += tl.load(xr + 3 * H, mask=bm, other=0.0)
         # this program's part of each gate block's row statistics
-        mi = tl.reduce(acc_i, 1, _SUM) / BH
-        mj = tl.reduce(acc_j, 1, _SUM) / BH
-        mf = tl.reduce(acc_f, 1, _SUM) / BH
-        mo = tl.reduce(acc_o, 1, _SUM) / BH
-        tl.store(sx_mine, mi)
-        tl.store(sx_mine + 1, tl.reduce((acc_i - mi[:, None]) * (acc_i - mi[:, None]), 1, _SUM))
-        tl.store(sx_mine + 2, mj)
-        tl.store(sx_mine + 3, tl.reduce((acc_j - mj[:, None]) * (acc_j - mj[:, None]), 1, _SUM))
-        tl.store(sx_mine + 4, mf)
-        tl.store(sx_mine + 5, tl.reduce((acc_f - mf[:, None]) * (acc_f - mf[:, None]), 1, _SUM))
-        tl.store(sx_mine + 6, mo)
-        tl.store(sx_mine + 7, tl.reduce((acc_o - mo[:, None]) * (acc_o - mo[:, None]), 1, _SUM))
+        _put_stats(sx_mine, acc_i, BH)
+        _put_stats(sx_mine + 2, acc_j, BH)
+        _put_stats(sx_mine + 4, acc_f, BH)
+        _put_stats(sx_mine + 6, acc_o, BH)
         # ---- barrier 1: the gate statistics of the row tile
         phase += 1
         if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
             tl.atomic_max(err_ptr, 1)
             poison = poison + float("nan")
             limit = 0
-        # whole-row mean and 1 / std per gate block: mean of the NJ means; M2 = sum M2_p + BH sum (m_p - mean)^2
-        pm = tl.load(sx_all, cache_modifier=".cg")
-        mean = tl.reduce(pm, 0, _SUM) / NJ
-        r_i = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 1, cache_modifier=".cg"), 0, _SUM)
-                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        # whole-row mean and 1 / std per gate block from the NJ programs' parts
+        mean, r_i = _get_stats(sx_all, NJ, BH, H, eps)
         xi = (acc_i - mean[:, None]) * r_i[:, None]
-        pm = tl.load(sx_all + 2, cache_modifier=".cg")
-        mean = tl.reduce(pm, 0, _SUM) / NJ
-        r_j = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 3, cache_modifier=".cg"), 0, _SUM)
-                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        mean, r_j = _get_stats(sx_all + 2, NJ, BH, H, eps)
         xj = (acc_j - mean[:, None]) * r_j[:, None]
-        pm = tl.load(sx_all + 4, cache_modifier=".cg")
-        mean = tl.reduce(pm, 0, _SUM) / NJ
-        r_f = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 5, cache_modifier=".cg"), 0, _SUM)
-                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        mean, r_f = _get_stats(sx_all + 4, NJ, BH, H, eps)
         xf = (acc_f - mean[:, None]) * r_f[:, None]
-        pm = tl.load(sx_all + 6, cache_modifier=".cg")
-        mean = tl.reduce(pm, 0, _SUM) / NJ
-        r_o = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 7, cache_modifier=".cg"), 0, _SUM)
-                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        mean, r_o = _get_stats(sx_all + 6, NJ, BH, H, eps)
         xo = (acc_o - mean[:, None]) * r_o[:, None]
-        si = 1.0 / (1.0 + tl.exp(-(xi * gi + bi)))
-        pj_ = xj * gj + bj
-        ej = tl.exp(-2.0 * tl.abs(pj_))
-        tj = (1.0 - ej) / (1.0 + ej)
-        tj = tl.where(pj_ < 0, -tj, tj)  # tanh
-        sf = 1.0 / (1.0 + tl.exp(-(xf * gf + bf + forget_bias)))
-        so = 1.0 / (1.0 + tl.exp(-(xo * go + bo)))
+        si = _sig(xi * gi + bi)
+        tj = _tanh(xj * gj + bj)
+        sf = _sig(xf * gf + bf + forget_bias)
+        so = _sig(xo * go + bo)
         g = tj
         if HAS_MASK:
             g = tj * tl.load(m_ptr + t * s_mt + d * B * H + sr, mask=bm, other=0.0)
         c = c * sf + si * g
-        mc = tl.reduce(c, 1, _SUM) / BH
-        tl.store(sx_mine + 8, mc)
-        tl.store(sx_mine + 9, tl.reduce((c - mc[:, None]) * (c - mc[:, None]), 1, _SUM))
+        _put_stats(sx_mine + 8, c, BH)
         # ---- barrier 2: the row tile's c statistics
         phase += 1
         if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
             tl.atomic_max(err_ptr, 1)
             poison = poison + float("nan")
             limit = 0
-        pm = tl.load(sx_all + 8, cache_modifier=".cg")
-        mean = tl.reduce(pm, 0, _SUM) / NJ
-        r_c = 1.0 / tl.sqrt((tl.reduce(tl.load(sx_all + 9, cache_modifier=".cg"), 0, _SUM)
-                             + BH * tl.reduce((pm - mean[None, :]) * (pm - mean[None, :]), 0, _SUM)) / H + eps)
+        mean, r_c = _get_stats(sx_all + 8, NJ, BH, H, eps)
         chat = (c - mean[:, None]) * r_c[:, None]
-        cn = chat * gc + bc
-        ec = tl.exp(-2.0 * tl.abs(cn))
-        tc = (1.0 - ec) / (1.0 + ec)
-        tc = tl.where(cn < 0, -tc, tc)
+        tc = _tanh(chat * gc + bc)
         ar = d * s_ad + t * s_at + rb[:, None] * G + rj[None, :]
         tl.store(a_ptr + ar, si, mask=bm)
         tl.store(a_ptr + ar + H, tj, mask=bm)
@@ -768,19 +799,11 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
         if s == 0:
             dh = dh + tl.load(dl_ptr + d * B * H + sr, mask=bm, other=0.0)
         else:  # + g_{t+1} @ W_hh^T for this program's units
-            acc = tl.full((BB, BH), 0.0, tl.float32)
-            if PREC == "f64":
-                acc = acc.to(tl.float64)
+            acc = tl.full((BB, BH), 0.0, dc.dtype)
             gp = g_ptr + d * s_gd + (t + 1) * B * G + rb[:, None] * G
             for n0 in range(0, 4 * H, BK):
                 gk = tl.load(gp + (n0 + rk)[None, :], mask=bm, other=0.0, cache_modifier=".cg")
-                wk = tl.load(wp + (n0 + rk)[:, None] * H)
-                if PREC == "tf32":
-                    acc += tl.dot(gk, wk, input_precision="tf32")
-                elif PREC == "tf32x3":
-                    acc += tl.dot(gk, wk, input_precision="tf32x3")
-                else:
-                    acc += tl.dot(gk, wk, input_precision="ieee")
+                acc += _dot(gk, tl.load(wp + (n0 + rk)[:, None] * H), PREC)
             dh = dh + acc
         ar = d * s_gd + t * B * G + rb[:, None] * G + rj[None, :]
         si = tl.load(a_ptr + ar, mask=bm, other=0.0)
@@ -789,25 +812,20 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
         so = tl.load(a_ptr + ar + 3 * H, mask=bm, other=0.0)
         chat = tl.load(ch_ptr + d * s_cd + t * B * H + sr, mask=bm, other=0.0)
         rr = d * s_cd // H + t * B + rb  # (BB,) rows of rsc; of rs x 4
-        cn = chat * gc + bc
-        ec = tl.exp(-2.0 * tl.abs(cn))
-        tc = (1.0 - ec) / (1.0 + ec)
-        tc = tl.where(cn < 0, -tc, tc)
+        tc = _tanh(chat * gc + bc)
         d_o = dh * tc  # h = tanh(LN(c)) s(o)
         dcn = dh * so * (1.0 - tc * tc)
         dgc += tl.reduce(dcn * chat, 0, _SUM)
         dbc += tl.reduce(dcn, 0, _SUM)
         dch = dcn * gc
-        tl.store(sx_mine + 8, tl.reduce(dch, 1, _SUM))
-        tl.store(sx_mine + 9, tl.reduce(dch * chat, 1, _SUM))
+        _put_sums(sx_mine + 8, dch, dch * chat)
         # ---- barrier 1: the row tile's sums for the norm of c
         phase += 1
         if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
             tl.atomic_max(err_ptr, 1)
             poison = poison + float("nan")
             limit = 0
-        s1 = tl.reduce(tl.load(sx_all + 8, cache_modifier=".cg"), 0, _SUM) / H
-        s2 = tl.reduce(tl.load(sx_all + 9, cache_modifier=".cg"), 0, _SUM) / H
+        s1, s2 = _get_sums(sx_all + 8, H)
         r_c = tl.load(rsc_ptr + rr, mask=rmask, other=0.0)
         dc = dc + r_c[:, None] * (dch - s1[:, None] - chat * s2[:, None])
         cp = tl.load(cs_ptr + d * s_hd + t * B * H + sr, mask=bm, other=0.0)
@@ -838,14 +856,10 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
         dyj = dyj * gj
         dyf = dyf * gf
         dyo = dyo * go
-        tl.store(sx_mine, tl.reduce(dyi, 1, _SUM))
-        tl.store(sx_mine + 1, tl.reduce(dyi * xi, 1, _SUM))
-        tl.store(sx_mine + 2, tl.reduce(dyj, 1, _SUM))
-        tl.store(sx_mine + 3, tl.reduce(dyj * xj, 1, _SUM))
-        tl.store(sx_mine + 4, tl.reduce(dyf, 1, _SUM))
-        tl.store(sx_mine + 5, tl.reduce(dyf * xf, 1, _SUM))
-        tl.store(sx_mine + 6, tl.reduce(dyo, 1, _SUM))
-        tl.store(sx_mine + 7, tl.reduce(dyo * xo, 1, _SUM))
+        _put_sums(sx_mine, dyi, dyi * xi)
+        _put_sums(sx_mine + 2, dyj, dyj * xj)
+        _put_sums(sx_mine + 4, dyf, dyf * xf)
+        _put_sums(sx_mine + 6, dyo, dyo * xo)
         # ---- barrier 2: the row tile's sums for the gate blocks' norms
         phase += 1
         if _row_tile_barrier(cnt_ptr + grp, phase * NJ, limit):
@@ -854,20 +868,16 @@ def _lnlstm_bw_seq(g_ptr, wt_ptr, dhs_ptr, dl_ptr, a_ptr, xh_ptr, ch_ptr, rs_ptr
             limit = 0
         gr = g_ptr + ar
         r = tl.load(rs_ptr + rr * 4, mask=rmask, other=0.0)
-        s1 = tl.reduce(tl.load(sx_all, cache_modifier=".cg"), 0, _SUM) / H
-        s2 = tl.reduce(tl.load(sx_all + 1, cache_modifier=".cg"), 0, _SUM) / H
+        s1, s2 = _get_sums(sx_all, H)
         tl.store(gr, r[:, None] * (dyi - s1[:, None] - xi * s2[:, None]) + poison, mask=bm)
         r = tl.load(rs_ptr + rr * 4 + 1, mask=rmask, other=0.0)
-        s1 = tl.reduce(tl.load(sx_all + 2, cache_modifier=".cg"), 0, _SUM) / H
-        s2 = tl.reduce(tl.load(sx_all + 3, cache_modifier=".cg"), 0, _SUM) / H
+        s1, s2 = _get_sums(sx_all + 2, H)
         tl.store(gr + H, r[:, None] * (dyj - s1[:, None] - xj * s2[:, None]) + poison, mask=bm)
         r = tl.load(rs_ptr + rr * 4 + 2, mask=rmask, other=0.0)
-        s1 = tl.reduce(tl.load(sx_all + 4, cache_modifier=".cg"), 0, _SUM) / H
-        s2 = tl.reduce(tl.load(sx_all + 5, cache_modifier=".cg"), 0, _SUM) / H
+        s1, s2 = _get_sums(sx_all + 4, H)
         tl.store(gr + 2 * H, r[:, None] * (dyf - s1[:, None] - xf * s2[:, None]) + poison, mask=bm)
         r = tl.load(rs_ptr + rr * 4 + 3, mask=rmask, other=0.0)
-        s1 = tl.reduce(tl.load(sx_all + 6, cache_modifier=".cg"), 0, _SUM) / H
-        s2 = tl.reduce(tl.load(sx_all + 7, cache_modifier=".cg"), 0, _SUM) / H
+        s1, s2 = _get_sums(sx_all + 6, H)
         tl.store(gr + 3 * H, r[:, None] * (dyo - s1[:, None] - xo * s2[:, None]) + poison, mask=bm)
         if s + 1 < T:  # ---- barrier 3: g_t[rows] complete before anyone reads it
             phase += 1
@@ -918,18 +928,8 @@ def _mm(a_ptr, b_ptr, c_ptr, M, s_az, s_am, s_ak, s_bz, s_bk, s_bn, s_cz, s_cm,
 def _kernels(interpret: bool) -> tuple[Any, ...]:
     ks = _STATE["kernels"].get(interpret)
     if ks is None:
-        if interpret:
-            from triton.runtime.interpreter import InterpretedFunction
-
-            helpers = {"_row_tile_barrier": InterpretedFunction(_row_tile_barrier_py)}
-
-            def wrap(fn: Any) -> Any:  # the same code, its helper calls bound to interpreted helpers
-                return InterpretedFunction(types.FunctionType(fn.__code__, {**fn.__globals__, **helpers}, fn.__name__,
-                                                              fn.__defaults__, fn.__closure__))
-        else:
-            wrap = triton.jit
-        ks = (wrap(_lstm_fw_step), wrap(_lstm_bw_step), wrap(_mm), wrap(_lstm_fw_seq), wrap(_lstm_bw_seq),
-              wrap(_lnlstm_fw_seq), wrap(_lnlstm_bw_seq))
+        fns = [_lstm_fw_step, _lstm_bw_step, _mm, _lstm_fw_seq, _lstm_bw_seq, _lnlstm_fw_seq, _lnlstm_bw_seq]
+        ks = tuple(interpreted(fns, HELPERS_PY) if interpret else (triton.jit(f) for f in fns))
         _STATE["kernels"][interpret] = ks
     return ks
 
