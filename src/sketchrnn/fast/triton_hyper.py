@@ -71,9 +71,28 @@ def _scales_py(zr, wb, g, E: tl.constexpr, H: tl.constexpr, bm, PREC: tl.constex
             _dot(zb, tl.load(wb + (8 + g) * E * H), PREC))
 
 
-_HELPERS_PY = {**_tl.HELPERS_PY, "_scales": _scales_py}
+def _scale_grads_py(p, zr, wb, wbt, xr, o, gp_ptr, gx_ptr, gh_ptr, hw_ptr, pz, poison, g, E: tl.constexpr,
+                    H: tl.constexpr, bm, PREC: tl.constexpr):
+    # gate block g, pre-activation gradient p (BB, BH) at offsets o + g * H of the (D, T, B, 4H)
+    # buffers: stores p, the gradients of x W_ih and h W_hh (p * alpha_x, p * alpha_h), and puts
+    # this program's part of d zs (its units' share of the sums over H) for blocks g, 4 + g,
+    # 8 + g into the exchange pz (BB, 12E)
+    zx = tl.load(zr + g * E, mask=bm, other=0.0)
+    zh = tl.load(zr + (4 + g) * E, mask=bm, other=0.0)
+    og = o + g * H
+    tl.store(gp_ptr + og, p + poison, mask=bm)
+    tl.store(gx_ptr + og, p * _dot(zx, tl.load(wb + g * E * H), PREC) + poison, mask=bm)
+    tl.store(gh_ptr + og, p * _dot(zh, tl.load(wb + (4 + g) * E * H), PREC) + poison, mask=bm)
+    xw = tl.load(xr + g * H, mask=bm, other=0.0)
+    hw = tl.load(hw_ptr + og, mask=bm, other=0.0)
+    tl.store(pz + g * E, _dot(p * xw, tl.load(wbt + g * E * H), PREC))
+    tl.store(pz + (4 + g) * E, _dot(p * hw, tl.load(wbt + (4 + g) * E * H), PREC))
+    tl.store(pz + (8 + g) * E, _dot(p, tl.load(wbt + (8 + g) * E * H), PREC))
+
+
+_HELPERS_PY = {**_tl.HELPERS_PY, "_scales": _scales_py, "_scale_grads": _scale_grads_py}
 if triton is not None:
-    _scales = triton.jit(_scales_py)
+    _scales, _scale_grads = triton.jit(_scales_py), triton.jit(_scale_grads_py)
 
 
 # ----------------------------------------------------------------------------- forward
@@ -306,25 +325,6 @@ def _hyper_fw_seq(xw_ptr, hx_ptr, w_ptr, wyh_ptr, wyy_ptr, wzs_ptr, bzs_ptr, wbl
 
 
 # ----------------------------------------------------------------------------- backward
-def _scale_grads_py(p, zr, wb, wbt, xr, o, gp_ptr, gx_ptr, gh_ptr, hw_ptr, pz, poison, g, E: tl.constexpr,
-                    H: tl.constexpr, bm, PREC: tl.constexpr):
-    # gate block g, pre-activation gradient p (BB, BH) at offsets o + g * H of the (D, T, B, 4H)
-    # buffers: stores p, the gradients of x W_ih and h W_hh (p * alpha_x, p * alpha_h), and puts
-    # this program's part of d zs (its units' share of the sums over H) for blocks g, 4 + g,
-    # 8 + g into the exchange pz (BB, 12E)
-    zx = tl.load(zr + g * E, mask=bm, other=0.0)
-    zh = tl.load(zr + (4 + g) * E, mask=bm, other=0.0)
-    og = o + g * H
-    tl.store(gp_ptr + og, p + poison, mask=bm)
-    tl.store(gx_ptr + og, p * _dot(zx, tl.load(wb + g * E * H), PREC) + poison, mask=bm)
-    tl.store(gh_ptr + og, p * _dot(zh, tl.load(wb + (4 + g) * E * H), PREC) + poison, mask=bm)
-    xw = tl.load(xr + g * H, mask=bm, other=0.0)
-    hw = tl.load(hw_ptr + og, mask=bm, other=0.0)
-    tl.store(pz + g * E, _dot(p * xw, tl.load(wbt + g * E * H), PREC))
-    tl.store(pz + (4 + g) * E, _dot(p * hw, tl.load(wbt + (4 + g) * E * H), PREC))
-    tl.store(pz + (8 + g) * E, _dot(p, tl.load(wbt + (8 + g) * E * H), PREC))
-
-
 def _hyper_bw_seq(gp_ptr, gx_ptr, gh_ptr, gy_ptr, dz_ptr, pz_ptr, wt_ptr, wyht_ptr, wyyt_ptr, wzs_ptr, wblk_ptr,
                   dhs_ptr, dl_ptr, dyl_ptr, xw_ptr,
                   a_ptr, xh_ptr, hw_ptr, ch_ptr, rs_ptr, rsc_ptr, ya_ptr, yxh_ptr, ych_ptr, yrs_ptr, yrsc_ptr, zs_ptr,
@@ -572,11 +572,6 @@ def _hyper_bw_seq(gp_ptr, gx_ptr, gh_ptr, gy_ptr, dz_ptr, pz_ptr, wt_ptr, wyht_p
                 limit = 0
     tl.store(dc_ptr + d * B * H + sr, dc + poison, mask=bm)
     tl.store(dyc_ptr + d * B * NH + su, dyc + poison, mask=bm)
-
-
-if triton is not None:
-    _scale_grads = triton.jit(_scale_grads_py)
-_HELPERS_PY["_scale_grads"] = _scale_grads_py
 
 
 # ----------------------------------------------------------------------------- launch
