@@ -11,12 +11,11 @@ gpu-marked tests run the compiled kernels on CUDA at paper sizes.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import stroke_batches
 import torch
 import triton_threads
+import wrapper_check
 
 triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package (pip install triton)")
 
@@ -25,7 +24,6 @@ from sketchrnn.fast import cuda as fc  # noqa: E402
 from sketchrnn.fast import decoder as fd  # noqa: E402
 from sketchrnn.fast import triton_hyper as thy  # noqa: E402
 from sketchrnn.fast import triton_lstm as tlm  # noqa: E402
-from sketchrnn.fast.oracle import oracle_losses  # noqa: E402
 from sketchrnn.model import SketchRNN  # noqa: E402
 
 _INTERPRETER_LOOPS = tuple(int(v) for v in triton.__version__.split(".")[:2]) >= (3, 8)
@@ -212,36 +210,9 @@ def test_hyper_decoder_through_the_cuda_wrapper(persistent, monkeypatch):
     them (the encoder's LSTM 16 on the step kernels): losses and every gradient of the model
     equal the oracle model's (float32, 1e-5)."""
     tlm.set_blocks(hfw=(16, 32, 16), hbw=(16, 32, 16))
-    monkeypatch.setattr(torch.cuda, "make_graphed_callables",
-                        lambda fn, sample, num_warmup_iters=3, allow_unused_input=False: (lambda *a: fn(*a)))
-
-    def run(seq, xp, st, m, tag):  # fd._run as on CUDA
-        xp = xp.materialize() if isinstance(xp, fd._LazyProjection) else xp
-        return fc.run_sequence_accelerated(seq, xp, st, m, tag) or fd.run_sequence(seq, xp, st, m)
-
-    monkeypatch.setattr(fd, "_run", run)
-    monkeypatch.setattr(fc, "_pointwise", lambda: None)
-    fc.configure(triton=True, graphs=True)
-    try:
-        model = _model(torch.float32)
-        x, L = stroke_batches.make_batch([10, 7, 9], 10, seed=0, dtype=torch.float32)
-        masks = fd.draw_masks(model, 3, 10, int(L.max()), x, torch.Generator().manual_seed(11))
-        eps = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
-        ref_model = copy.deepcopy(model).double()
-        m64 = fd.DropoutMasks(**{k: (v.double() if v is not None else None) for k, v in vars(masks).items()})
-        ref = oracle_losses(ref_model, x.double(), L, m64, eps.double())
-        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
-        assert fc.status() == ["enc/lstm: graph+triton", "dec/hyper: graph+triton"], fc.status()
-        assert tlm.last_mode() == "persistent"
-        for k in ("L_R", "L_KL"):
-            assert abs(out[k].item() - ref[k].item()) <= 1e-5 * abs(ref[k].item()), k
-        tot = lambda o: o["L_R"] + 0.37 * o["L_KL"]  # noqa: E731
-        g_ref = torch.autograd.grad(tot(ref), list(ref_model.parameters()))
-        g_out = torch.autograd.grad(tot(out), list(model.parameters()))
-        for (name, _), a, b in zip(model.named_parameters(), g_out, g_ref):
-            assert _rel(a, b) <= 1e-5, (name, _rel(a, b))
-    finally:
-        fc.configure(triton=False, graphs=True)
+    wrapper_check.check_through_cuda_wrapper(_model(torch.float32), monkeypatch,
+                                             ["enc/lstm: graph+triton", "dec/hyper: graph+triton"])
+    assert tlm.last_mode() == "persistent"
 
 
 @pytest.mark.gpu

@@ -1,0 +1,56 @@
+"""A model's losses and gradients through the CUDA wrapper (sketchrnn.fast.cuda) on a CPU.
+
+Graph capture is replaced by a direct call and the pointwise math runs eagerly, so that the
+wrapper's routing (which recurrence goes to which Triton kernels, the flattening of its inputs)
+runs on CPU tensors, the kernels under Triton's interpreter; the figures are held against the
+float64 oracle model. Shared by tests/test_triton_lstm.py and tests/test_triton_hyper.py.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import stroke_batches
+import torch
+
+from sketchrnn.fast import cuda as fc
+from sketchrnn.fast import decoder as fd
+from sketchrnn.fast.oracle import oracle_losses
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-300))
+
+
+def check_through_cuda_wrapper(model: torch.nn.Module, monkeypatch, status: list[str], tol: float = 1e-5) -> None:
+    """Run ``model`` (float32, conditional, max_seq_len 10) on three sketches through the CUDA
+    wrapper with Triton on: ``fc.status()`` must equal ``status``, and the losses and every
+    parameter's gradient must be within ``tol`` of the float64 oracle's."""
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables",
+                        lambda fn, sample, num_warmup_iters=3, allow_unused_input=False: (lambda *a: fn(*a)))
+
+    def run(seq, xp, st, m, tag):  # fd._run as on CUDA
+        xp = xp.materialize() if isinstance(xp, fd._LazyProjection) else xp
+        return fc.run_sequence_accelerated(seq, xp, st, m, tag) or fd.run_sequence(seq, xp, st, m)
+
+    monkeypatch.setattr(fd, "_run", run)
+    monkeypatch.setattr(fc, "_pointwise", lambda: None)
+    fc.configure(triton=True, graphs=True)
+    try:
+        x, L = stroke_batches.make_batch([10, 7, 9], 10, seed=0, dtype=torch.float32)
+        masks = fd.draw_masks(model, 3, 10, int(L.max()), x, torch.Generator().manual_seed(11))
+        eps = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
+        ref_model = copy.deepcopy(model).double()
+        m64 = fd.DropoutMasks(**{k: (v.double() if v is not None else None) for k, v in vars(masks).items()})
+        ref = oracle_losses(ref_model, x.double(), L, m64, eps.double())
+        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        assert fc.status() == status, fc.status()
+        for k in ("L_R", "L_KL"):
+            assert abs(out[k].item() - ref[k].item()) <= tol * abs(ref[k].item()), k
+        tot = lambda o: o["L_R"] + 0.37 * o["L_KL"]  # noqa: E731
+        g_ref = torch.autograd.grad(tot(ref), list(ref_model.parameters()))
+        g_out = torch.autograd.grad(tot(out), list(model.parameters()))
+        for (name, _), a, b in zip(model.named_parameters(), g_out, g_ref):
+            assert _rel(a, b) <= tol, (name, _rel(a, b))
+    finally:
+        fc.configure(triton=False, graphs=True)
