@@ -12,7 +12,6 @@ gpu-marked tests run the compiled kernels on CUDA at paper sizes.
 from __future__ import annotations
 
 import pytest
-import stroke_batches
 import torch
 import triton_threads
 import wrapper_check
@@ -246,20 +245,7 @@ def test_hyper_graph_captured_training_on_cuda():
     fc.configure(triton=True)
     tlm.set_persistent(True)
     try:
-        x, L = stroke_batches.make_batch([10, 7, 3, 9] * 25, 10, seed=0, dtype=torch.float32)
-        x, L = x.cuda(), L.cuda()
-        masks = fd.draw_masks(model, 100, 10, 10, x, None)
-        eps = torch.randn(100, 4, device="cuda")
-        fd.set_cuda_acceleration(False)
-        ref = fd.fast_losses(model, x, L, masks=masks, eps=eps)
-        g_ref = torch.autograd.grad(ref["L_R"] + ref["L_KL"], list(model.parameters()))
-        fd.set_cuda_acceleration(True)
-        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
-        g_out = torch.autograd.grad(out["L_R"] + out["L_KL"], list(model.parameters()))
-        assert tlm.last_mode() == "persistent"
-        assert "dec/hyper: graph+triton" in fc.status(), fc.status()
-        assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
-        assert max(_rel(a, b) for a, b in zip(g_out, g_ref)) <= 1e-5
+        wrapper_check.check_graph_captured_on_cuda(model, "dec/hyper: graph+triton")
     finally:
         tlm.set_persistent(False)
         fc.configure(triton=False)

@@ -9,8 +9,6 @@ differences and the oracle model in tests/test_fast_decoder.py.
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import stroke_batches
 import torch
@@ -23,7 +21,6 @@ from sketchrnn.config import ModelConfig  # noqa: E402
 from sketchrnn.fast import cuda as fc  # noqa: E402
 from sketchrnn.fast import decoder as fd  # noqa: E402
 from sketchrnn.fast import triton_lstm as tlm  # noqa: E402
-from sketchrnn.fast.oracle import oracle_losses  # noqa: E402
 from sketchrnn.model import SketchRNN  # noqa: E402
 
 # Triton 3.6's interpreter cannot loop over a runtime bound (``range(T)``: "only 0-dimensional
@@ -170,43 +167,13 @@ def test_whole_model_through_the_cuda_wrapper(small_tiles, monkeypatch, graphs):
     on the Triton steps (here: interpreter, a stand-in for graph capture that calls the function
     directly; or without graphs) and the losses and every gradient equal the oracle model's
     (float32, 1e-5)."""
-    captured = []
-
-    def fake_graphed(fn, sample, num_warmup_iters=3, allow_unused_input=False):
-        captured.append(sample)
-        return lambda *args: fn(*args)
-
-    monkeypatch.setattr(torch.cuda, "make_graphed_callables", fake_graphed)
-    def run(seq, xp, st, m, tag):  # fd._run as on CUDA
-        xp = xp.materialize() if isinstance(xp, fd._LazyProjection) else xp
-        return fc.run_sequence_accelerated(seq, xp, st, m, tag) or fd.run_sequence(seq, xp, st, m)
-
-    monkeypatch.setattr(fd, "_run", run)
-    monkeypatch.setattr(fc, "_pointwise", lambda: None)
     calls = []
     real = tlm.lstm_sequence
     monkeypatch.setattr(tlm, "lstm_sequence", lambda *a: calls.append(a[0].shape) or real(*a))
-    fc.configure(triton=True, graphs=graphs)
-    try:
-        model = _model(torch.float32)
-        x, L = stroke_batches.make_batch([10, 7, 9], 10, seed=0, dtype=torch.float32)
-        masks = fd.draw_masks(model, 3, 10, int(L.max()), x, torch.Generator().manual_seed(11))
-        eps = torch.randn(3, 4, generator=torch.Generator().manual_seed(3))
-        ref_model = copy.deepcopy(model).double()
-        m64 = fd.DropoutMasks(**{k: (v.double() if v is not None else None) for k, v in vars(masks).items()})
-        ref = oracle_losses(ref_model, x.double(), L, m64, eps.double())
-        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
-        assert fc.status() == (["enc/lstm: graph+triton", "dec/lstm: graph+triton"] if graphs else []), fc.status()
-        assert [s[1:3] for s in calls] == [(2, 3), (1, 3)]  # (D, B): encoder, then decoder
-        for k in ("L_R", "L_KL"):
-            assert abs(out[k].item() - ref[k].item()) <= 1e-5 * abs(ref[k].item()), k
-        tot = lambda o: o["L_R"] + 0.37 * o["L_KL"]  # noqa: E731
-        g_ref = torch.autograd.grad(tot(ref), list(ref_model.parameters()))
-        g_out = torch.autograd.grad(tot(out), list(model.parameters()))
-        for (name, _), a, b in zip(model.named_parameters(), g_out, g_ref):
-            assert _rel(a, b) <= 1e-5, (name, _rel(a, b))
-    finally:
-        fc.configure(triton=False, graphs=True)
+    wrapper_check.check_through_cuda_wrapper(_model(torch.float32), monkeypatch,
+                                             ["enc/lstm: graph+triton", "dec/lstm: graph+triton"] if graphs else [],
+                                             graphs=graphs)
+    assert [s[1:3] for s in calls] == [(2, 3), (1, 3)]  # (D, B): encoder, then decoder
 
 
 def test_switch_and_what_it_covers(monkeypatch):
@@ -445,20 +412,7 @@ def test_persistent_graph_captured_training_forward_on_cuda(cell):
     fc.configure(triton=True)
     tlm.set_persistent(True)
     try:
-        x, L = stroke_batches.make_batch([10, 7, 3, 9] * 25, 10, seed=0, dtype=torch.float32)
-        x, L = x.cuda(), L.cuda()
-        masks = fd.draw_masks(model, 100, 10, 10, x, None)
-        eps = torch.randn(100, 4, device="cuda")
-        fd.set_cuda_acceleration(False)
-        ref = fd.fast_losses(model, x, L, masks=masks, eps=eps)
-        g_ref = torch.autograd.grad(ref["L_R"] + ref["L_KL"], list(model.parameters()))
-        fd.set_cuda_acceleration(True)
-        out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
-        g_out = torch.autograd.grad(out["L_R"] + out["L_KL"], list(model.parameters()))
-        assert tlm.last_mode() == "persistent"
-        assert f"dec/{cell}: graph+triton" in fc.status(), fc.status()
-        assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
-        assert max(_rel(a, b) for a, b in zip(g_out, g_ref)) <= 1e-5
+        wrapper_check.check_graph_captured_on_cuda(model, f"dec/{cell}: graph+triton")
     finally:
         tlm.set_persistent(False)
         fc.configure(triton=False)

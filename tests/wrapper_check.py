@@ -22,10 +22,12 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-300))
 
 
-def check_through_cuda_wrapper(model: torch.nn.Module, monkeypatch, status: list[str], tol: float = 1e-5) -> None:
+def check_through_cuda_wrapper(model: torch.nn.Module, monkeypatch, status: list[str], tol: float = 1e-5,
+                               graphs: bool = True) -> None:
     """Run ``model`` (float32, conditional, max_seq_len 10) on three sketches through the CUDA
-    wrapper with Triton on: ``fc.status()`` must equal ``status``, and the losses and every
-    parameter's gradient must be within ``tol`` of the float64 oracle's."""
+    wrapper with Triton on (``graphs``: through the capture path, else the uncaptured one):
+    ``fc.status()`` must equal ``status``, and the losses and every parameter's gradient must be
+    within ``tol`` of the float64 oracle's."""
     monkeypatch.setattr(torch.cuda, "make_graphed_callables",
                         lambda fn, sample, num_warmup_iters=3, allow_unused_input=False: (lambda *a: fn(*a)))
 
@@ -35,7 +37,7 @@ def check_through_cuda_wrapper(model: torch.nn.Module, monkeypatch, status: list
 
     monkeypatch.setattr(fd, "_run", run)
     monkeypatch.setattr(fc, "_pointwise", lambda: None)
-    fc.configure(triton=True, graphs=True)
+    fc.configure(triton=True, graphs=graphs)
     try:
         x, L = stroke_batches.make_batch([10, 7, 9], 10, seed=0, dtype=torch.float32)
         masks = fd.draw_masks(model, 3, 10, int(L.max()), x, torch.Generator().manual_seed(11))
@@ -54,3 +56,28 @@ def check_through_cuda_wrapper(model: torch.nn.Module, monkeypatch, status: list
             assert _rel(a, b) <= tol, (name, _rel(a, b))
     finally:
         fc.configure(triton=False, graphs=True)
+
+
+def check_graph_captured_on_cuda(model: torch.nn.Module, decoder_status: str) -> None:
+    """On CUDA (Triton and its persistent kernels switched on by the caller): the graph-captured
+    fast path of ``model`` on 100 sketches equals the eager fast path (losses 1e-5, every
+    gradient 1e-5), the decoder ran as ``decoder_status`` and its last forward was persistent."""
+    from sketchrnn.fast import triton_lstm as tlm
+
+    x, L = stroke_batches.make_batch([10, 7, 3, 9] * 25, 10, seed=0, dtype=torch.float32)
+    x, L = x.cuda(), L.cuda()
+    masks = fd.draw_masks(model, 100, 10, 10, x, None)
+    eps = torch.randn(100, 4, device="cuda")
+    fd.set_cuda_acceleration(False)
+    try:
+        ref = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        g_ref = torch.autograd.grad(ref["L_R"] + ref["L_KL"], list(model.parameters()))
+    finally:
+        fd.set_cuda_acceleration(True)
+    out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+    g_out = torch.autograd.grad(out["L_R"] + out["L_KL"], list(model.parameters()))
+    assert tlm.last_mode() == "persistent"
+    assert decoder_status in fc.status(), fc.status()
+    assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
+    assert max(_rel(a, b) for a, b in zip(g_out, g_ref)) <= 1e-5
+
