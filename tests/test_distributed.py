@@ -213,9 +213,9 @@ def test_cli_resumes_a_1_process_run_on_2_ranks(two_ranks, plain_exact):
 
 
 # --------------------------------------------------------------------------- in-process units
-def _loader(data: SketchData, augment: bool, seed: int = 3) -> BatchLoader:
+def _loader(data: SketchData, augment: bool, seed: int = 3, buckets: int = 0) -> BatchLoader:
     return BatchLoader(data, 5.0, 8, 64, augment=augment, random_scale_factor=0.15 if augment else 0.0,
-                       augment_stroke_prob=0.1 if augment else 0.0, shuffle=True, seed=seed)
+                       augment_stroke_prob=0.1 if augment else 0.0, shuffle=True, seed=seed, length_buckets=buckets)
 
 
 @pytest.fixture(scope="module")
@@ -223,9 +223,10 @@ def sdata(data) -> SketchData:
     return SketchData.from_files([data["npz"]], "train", 64)
 
 
-def test_sharded_slices_concatenate_to_the_plain_global_batches(sdata):
-    plain = _loader(sdata, augment=False)
-    shards = [ShardedLoader(_loader(sdata, augment=False), r, 2) for r in range(2)]
+@pytest.mark.parametrize("buckets", [0, 2])
+def test_sharded_slices_concatenate_to_the_plain_global_batches(sdata, buckets):
+    plain = _loader(sdata, augment=False, buckets=buckets)
+    shards = [ShardedLoader(_loader(sdata, augment=False, buckets=buckets), r, 2) for r in range(2)]
     for _ in range(len(plain) + 3):  # across an epoch boundary
         ref = plain.next_batch()
         parts = [s.next_batch() for s in shards]

@@ -83,13 +83,14 @@ def test_packed_data_equals_sketchdata(files, tmp_path, max_seq_len, max_offset)
         assert d.scale_factor() == pytest.approx(s.scale_factor(), rel=1e-12)
 
 
-@pytest.mark.parametrize("augment", [False, True])
-def test_packed_loader_equals_batchloader(files, tmp_path, augment):
+@pytest.mark.parametrize("augment,buckets", [(False, 0), (True, 0), (False, 3)])
+def test_packed_loader_equals_batchloader(files, tmp_path, augment, buckets):
     paths = [files["ints"], files["floats"]]
     pack(paths, tmp_path / "p")
     d = PackedSketchData(tmp_path / "p", "train", 30)
     s = SketchData.from_files(paths, "train", 30)
-    kw = dict(augment=augment, random_scale_factor=0.2, augment_stroke_prob=0.3, shuffle=True, seed=7)
+    kw = dict(augment=augment, random_scale_factor=0.2, augment_stroke_prob=0.3, shuffle=True, seed=7,
+              length_buckets=buckets)
     a = PackedBatchLoader(d, 37.5, 16, 30, **kw)
     b = BatchLoader(s, 37.5, 16, 30, **kw)
     assert len(a) == len(b)
@@ -112,7 +113,8 @@ def test_packed_loader_equals_batchloader(files, tmp_path, augment):
 def _twin(loader: PackedBatchLoader) -> PackedBatchLoader:
     t = PackedBatchLoader(loader.data, loader.scale_factor, loader.batch_size, loader.max_seq_len,
                           augment=loader.augment, random_scale_factor=loader.random_scale_factor,
-                          augment_stroke_prob=loader.augment_stroke_prob, shuffle=loader.shuffle, seed=loader.seed)
+                          augment_stroke_prob=loader.augment_stroke_prob, shuffle=loader.shuffle, seed=loader.seed,
+                          length_buckets=loader.sampler.length_buckets)
     t.load_state_dict(loader.state_dict())
     return t
 

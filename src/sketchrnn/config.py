@@ -146,6 +146,15 @@ class TrainConfig:
     # non-finite step is skipped on the device (fused Adam with found_inf) and counted at the
     # next sync; "auto" = "log" on CUDA (single process), "step" elsewhere
     host_sync: str = "auto"
+    # group sketches of similar length into batches and trim each batch's end padding (to its
+    # longest sketch + 1, rounded up to 8 rows): training reads ~mean instead of ~max length
+    # (pig 122 vs 168 points); drops Magenta's pen loss on padding steps after the end (scored
+    # by nothing) but keeps its normaliser. Value = batches per sorted window; 0 = off (Magenta's
+    # random batches); 20-100. Validation is never trimmed. Measured (pig LSTM 512 fine-tune,
+    # step 14,557, one CPU thread): 50 gave 1.34x the sketches/s but learned far less per sketch
+    # than random batches (validation -0.0007 in ~97,000 sketches vs -0.0030 in ~44,000): off in our
+    # recipes (benchmarks/NOTES_gpu.md, 2026-11-27)
+    length_buckets: int = 0
 
     def validate(self) -> None:
         if self.batch_size < 1:
@@ -155,6 +164,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be a positive number, got {getattr(self, name)}")
         if self.num_steps < 0:
             raise ConfigError(f"train.num_steps must be >= 0, got {self.num_steps}")
+        if self.length_buckets < 0:
+            raise ConfigError(f"train.length_buckets must be >= 0 (0 = off; 20-100 typical), got {self.length_buckets}")
         if self.eval_batch_size < 0:
             raise ConfigError(f"train.eval_batch_size must be >= 0 (0 = automatic), got {self.eval_batch_size}")
         if self.host_sync not in ("auto", "step", "log"):

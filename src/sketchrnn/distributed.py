@@ -246,7 +246,9 @@ class ShardedLoader(EpochLoader):
         self.world_size = int(world_size)
         self.local_batch = b // world_size
         self.batch_size = b
-        self.sampler = EpochSampler(len(inner.data), b, inner.shuffle, inner.seed, True)
+        buckets = inner.sampler.length_buckets
+        self.sampler = EpochSampler(len(inner.data), b, inner.shuffle, inner.seed, True,
+                                    np.asarray(inner.lengths) if buckets and inner.shuffle else None, buckets)
         self._aug_bg = np.random.Philox(key=np.zeros(2, np.uint64))  # re-keyed per sketch (cheap)
         self._aug_gen = np.random.Generator(self._aug_bg)
 
@@ -306,8 +308,10 @@ class LossModule(nn.Module):
         self.fast = bool(fast)
 
     def forward(self, strokes: torch.Tensor, lengths: torch.Tensor, kl_tolerance: float,
-                class_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        kw = {"class_ids": class_ids} if class_ids is not None else {}
+                class_ids: torch.Tensor | None = None, n_max: int | None = None) -> dict[str, torch.Tensor]:
+        kw: dict = {"class_ids": class_ids} if class_ids is not None else {}
+        if n_max is not None:  # trimmed batch: keep the untrimmed normaliser B * N_max
+            kw["n_max"] = n_max
         if self.fast:
             from .fast.decoder import fast_losses
 

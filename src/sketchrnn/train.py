@@ -45,7 +45,7 @@ from .config import Config
 from .errors import ConfigError, DataError, ModelFileError, TrainingError
 from .precision import full_fp32_matmul
 
-__all__ = ["Trainer", "learning_rate_at", "kl_weight_at", "resolve_device"]
+__all__ = ["Trainer", "learning_rate_at", "kl_weight_at", "resolve_device", "trim_padding"]
 
 
 LR_RESTART_WARMUP = 100  # steps of linear learning-rate warm-up after resuming without Adam's state
@@ -100,6 +100,19 @@ def _full_fp32(device: torch.device):
     with full_fp32_matmul():
         yield
 
+
+
+TRIM_MULTIPLE = 8  # a trimmed batch keeps a multiple of this many steps (fewer distinct shapes to compile/capture)
+
+
+def trim_padding(strokes5: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T+1, 5) stroke-5 -> (B, m+1, 5), m = the batch's longest sketch + 1 (its end
+    step) rounded up to ``TRIM_MULTIPLE``, at most T: the rows after m are end padding, read
+    by nothing but Magenta's pen loss on steps after the end."""
+    t = int(strokes5.shape[1]) - 1
+    longest = int(lengths.max()) if lengths.numel() else 0
+    m = min(t, -(-(longest + 1) // TRIM_MULTIPLE) * TRIM_MULTIPLE)
+    return strokes5[:, :m + 1].contiguous()  # (B, m+1, 5)
 
 class Trainer:
     """Train a :class:`~sketchrnn.model.SketchRNN` from a :class:`~sketchrnn.config.Config`."""
@@ -205,7 +218,8 @@ class Trainer:
             Loader = BatchLoader
         self.loader = Loader(self.train_data, self.scale_factor, t.batch_size, m.max_seq_len, augment=True,
                              random_scale_factor=cfg.data.random_scale_factor,
-                             augment_stroke_prob=cfg.data.augment_stroke_prob, shuffle=True, seed=t.seed)
+                             augment_stroke_prob=cfg.data.augment_stroke_prob, shuffle=True, seed=t.seed,
+                             length_buckets=t.length_buckets)
         if self.dist.sharded:  # this rank's slice of every global batch
             self.loader = ShardedLoader(self.loader, self.dist.rank, self.dist.world_size)
         eval_bs = t.eval_batch_size or (1000 if self.device.type == "cuda" else t.batch_size)
@@ -382,11 +396,21 @@ class Trainer:
                         f"Adam starts afresh, learning rate warmed up over {LR_RESTART_WARMUP} steps"))
 
     # ------------------------------------------------------------------ steps
-    def _losses(self, batch) -> dict[str, torch.Tensor]:
+    def _losses(self, batch, n_max: int | None = None) -> dict[str, torch.Tensor]:
         """Magenta's losses for a batch: the exact fused path (:mod:`sketchrnn.fast`) when
-        ``train.fast`` and the model's cells allow it, else the plain reference model."""
+        ``train.fast`` and the model's cells allow it, else the plain reference model.
+        ``n_max``: the untrimmed length of a batch cut by :meth:`_trim`."""
         cls = batch.class_ids if self.cfg.model.class_conditional else None
-        return self._loss_module(batch.strokes, batch.lengths, self.cfg.train.kl_tolerance, cls)
+        return self._loss_module(batch.strokes, batch.lengths, self.cfg.train.kl_tolerance, cls, n_max)
+
+    def _trim(self, batch):
+        """(batch, n_max): with ``train.length_buckets`` the batch's end padding cut on the host
+        (:func:`trim_padding`, no device sync) and the untrimmed N_max for the normaliser."""
+        if not self.cfg.train.length_buckets:
+            return batch, None
+        n_max = int(batch.strokes.shape[1]) - 1
+        strokes = trim_padding(batch.strokes, batch.lengths)
+        return type(batch)(strokes, batch.lengths, batch.class_ids), n_max
 
     @property
     def _use_fast(self) -> bool:
@@ -405,8 +429,9 @@ class Trainer:
             g["lr"] = learning_rate_at(cfg, self.step) * self.lr_factor()
         w_kl = kl_weight_at(cfg, self.step)
         self.model.train()
+        batch, n_max = self._trim(batch)
         batch = batch.to(self.device)
-        out = self._losses(batch)
+        out = self._losses(batch, n_max)
         loss = out["L_R"] + w_kl * out["kl_loss"] if cfg.model.conditional else out["L_R"]
         self.optimizer.zero_grad(set_to_none=True)
         ok = bool(torch.isfinite(loss))
@@ -441,12 +466,13 @@ class Trainer:
             g["lr"] = learning_rate_at(cfg, self.step) * self.lr_factor()
         w_kl = kl_weight_at(cfg, self.step)
         self.model.train()
+        batch, n_max = self._trim(batch)
         if self.device.type == "cuda":  # pinned host memory: the copy does not wait for the queue
             batch = type(batch)(*(t.pin_memory() for t in (batch.strokes, batch.lengths, batch.class_ids)))
             batch = batch.to(self.device, non_blocking=True)
         else:
             batch = batch.to(self.device)
-        out = self._losses(batch)
+        out = self._losses(batch, n_max)
         loss = out["L_R"] + w_kl * out["kl_loss"] if cfg.model.conditional else out["L_R"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -566,9 +592,10 @@ class Trainer:
             torch.manual_seed(rank_seed(cfg.train.seed, env.rank, self.step))
         self.model.train()
         self._ddp.train()
+        batch, n_max = self._trim(batch)
         batch = batch.to(self.device)
         cls = batch.class_ids if cfg.model.class_conditional else None
-        out = self._ddp(batch.strokes, batch.lengths, cfg.train.kl_tolerance, cls)
+        out = self._ddp(batch.strokes, batch.lengths, cfg.train.kl_tolerance, cls, n_max)
         tol = cfg.train.kl_tolerance
         if cfg.model.conditional:
             kl = out["kl_raw"]

@@ -155,12 +155,25 @@ class EpochSampler:
     batch loader (BatchLoader, PackedBatchLoader, the sharded loader): same seed -> same
     permutations, one ``state_dict`` layout, so any of them resumes from the others' states."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
+    def __init__(self, n: int, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
+                 lengths: np.ndarray | None = None, length_buckets: int = 0) -> None:
         self.n = int(n)
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
+        # length_buckets > 0: each window of that many batches of the shuffled order is sorted
+        # by sketch length before it is cut into batches, and the batches are then shuffled, so
+        # a batch holds sketches of similar length (the trainer trims its padding)
+        self.length_buckets = int(length_buckets)
+        if self.length_buckets < 0:
+            raise DataError(f"length_buckets must be >= 0 (0 = off), got {length_buckets}")
+        if self.length_buckets and self.shuffle:
+            if lengths is None or len(lengths) != self.n:
+                raise DataError("length_buckets needs the length of every sketch")
+            self.lengths: np.ndarray | None = np.asarray(lengths, dtype=np.int64)  # (N,)
+        else:
+            self.lengths = None
         ss_shuffle, ss_aug = np.random.SeedSequence(self.seed).spawn(2)
         self.shuffle_rng = np.random.Generator(np.random.PCG64(ss_shuffle))
         self.aug_rng = np.random.Generator(np.random.PCG64(ss_aug))
@@ -175,8 +188,25 @@ class EpochSampler:
     def _draw(self) -> None:
         self._perm_rng_state = copy.deepcopy(self.shuffle_rng.bit_generator.state)
         perm = self.shuffle_rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        if self.lengths is not None:
+            perm = self._bucketed(perm)
         # held as int32 when it fits: 4 bytes per sketch (same order as BatchLoader's int64 one)
         self.perm = perm.astype(np.int32) if self.n < 2**31 else perm
+
+    def _bucketed(self, perm: np.ndarray) -> np.ndarray:
+        """``perm`` with each window of ``length_buckets`` batches sorted by length (stable),
+        cut into batches whose order is shuffled; a last partial batch stays last."""
+        b = self.batch_size
+        w = b * self.length_buckets
+        keys = self.lengths[perm]  # (N,)
+        out = np.empty_like(perm)
+        for i in range(0, self.n, w):
+            order = np.argsort(keys[i:i + w], kind="stable")
+            out[i:i + w] = perm[i:i + w][order]
+        full = (self.n // b) * b
+        rows = out[:full].reshape(-1, b)  # (n_batches, B)
+        out[:full] = rows[self.shuffle_rng.permutation(len(rows))].reshape(-1)
+        return out
 
     def start_epoch_if_needed(self) -> None:
         if self.position >= len(self):
@@ -205,6 +235,7 @@ class EpochSampler:
             "n": self.n,
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
+            "length_buckets": self.length_buckets,
         }
 
     def load_state_dict(self, d: dict) -> None:
@@ -214,6 +245,11 @@ class EpochSampler:
                     f"the run trained on {d['n']} sketches in (global) batches of {d['batch_size']}, this data has "
                     f"{self.n} in batches of {self.batch_size}; use the same data and train.batch_size, or add "
                     f"--new-data to go on with this data in a fresh order")
+            if int(d.get("length_buckets", 0)) != self.length_buckets:
+                raise DataError(
+                    f"the run drew its batches with train.length_buckets={int(d.get('length_buckets', 0))}, this "
+                    f"resume asks for {self.length_buckets}; use the same setting, or add --new-data to go on in "
+                    f"a fresh order")
             self.shuffle_rng.bit_generator.state = copy.deepcopy(d["shuffle_rng"])
             self.aug_rng.bit_generator.state = copy.deepcopy(d["aug_rng"])
             self.epoch = int(d["epoch"])
@@ -313,7 +349,7 @@ class BatchLoader(EpochLoader):
 
     def __init__(self, data: SketchData, scale_factor: float, batch_size: int, max_seq_len: int,
                  augment: bool = False, random_scale_factor: float = 0.15, augment_stroke_prob: float = 0.1,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = True, length_buckets: int = 0) -> None:
         n = len(data)
         check_loader_args(n, batch_size, drop_last, scale_factor)
         lengths = data.lengths
@@ -327,7 +363,7 @@ class BatchLoader(EpochLoader):
         self.class_ids = np.asarray(data.class_ids, dtype=np.int64)  # (N,)
         # (N, T+1, 5) float32, padded once
         self.padded = stroke5_batch(np.concatenate(data.strokes), lengths, self.max_seq_len, self.scale_factor)
-        self.sampler = EpochSampler(n, batch_size, shuffle, seed, drop_last)
+        self.sampler = EpochSampler(n, batch_size, shuffle, seed, drop_last, lengths, length_buckets)
 
     def next_batch(self) -> Batch:
         """The next batch, starting a new epoch when the current one is exhausted."""

@@ -522,7 +522,7 @@ class PackedBatchLoader(EpochLoader):
 
     def __init__(self, data: PackedSketchData, scale_factor: float, batch_size: int, max_seq_len: int,
                  augment: bool = False, random_scale_factor: float = 0.15, augment_stroke_prob: float = 0.1,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = True) -> None:
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = True, length_buckets: int = 0) -> None:
         n = len(data)
         check_loader_args(n, batch_size, drop_last, scale_factor)
         if data.max_seq_len > max_seq_len:
@@ -532,7 +532,8 @@ class PackedBatchLoader(EpochLoader):
                         augment_stroke_prob, shuffle, seed, drop_last)
         self.lengths = data.lengths  # lazy (N,) column
         self.class_ids = data.class_ids  # lazy (N,) column
-        self.sampler = EpochSampler(n, batch_size, shuffle, seed, drop_last)
+        self.sampler = EpochSampler(n, batch_size, shuffle, seed, drop_last,
+                                    np.asarray(self.lengths) if length_buckets and shuffle else None, length_buckets)
 
     def next_batch(self):
         """The next batch, starting a new epoch when the current one is exhausted."""

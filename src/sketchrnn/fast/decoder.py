@@ -891,10 +891,11 @@ def fast_forward(model: Any, strokes5: Tensor, lengths: Tensor, z: Tensor | None
 
 def fast_losses(model: Any, strokes5: Tensor, lengths: Tensor, kl_tolerance: float = 0.2,
                 masks: DropoutMasks | None = None, eps: Tensor | None = None,
-                class_ids: Tensor | None = None) -> dict[str, Tensor]:
-    """As ``SketchRNN.losses`` (same keys, same Magenta normalisation), on the fast forward.
-    Drop-in: ``fast_losses(model, strokes, lengths, kl_tolerance=..., class_ids=...)``."""
+                class_ids: Tensor | None = None, n_max: int | None = None) -> dict[str, Tensor]:
+    """As ``SketchRNN.losses`` (same keys, same Magenta normalisation, same ``n_max``), on the
+    fast forward. Drop-in: ``fast_losses(model, strokes, lengths, kl_tolerance=..., class_ids=...)``."""
     from ..model.mdn import offset_log_prob, pen_log_prob, split_params
+    from ..model.sketch_rnn import _n_max
 
     res = fast_forward(model, strokes5, lengths, sample_z=True, masks=masks, eps=eps, class_ids=class_ids)
     target = strokes5[:, 1:]  # (B, T, 5)
@@ -904,7 +905,7 @@ def fast_losses(model: Any, strokes5: Tensor, lengths: Tensor, kl_tolerance: flo
     valid = t < lengths.to(target.device).unsqueeze(1)  # (B, T)
     lp_offset = offset_log_prob(p, target[..., 0], target[..., 1])  # (B, T)
     lp_pen = pen_log_prob(p, target[..., 2:])  # (B, T)
-    norm = float(B * T)
+    norm = float(B * _n_max(T, n_max))
     L_s = -torch.where(valid, lp_offset, torch.zeros_like(lp_offset)).sum() / norm  # Eq. 9
     L_p = -lp_pen.sum() / norm  # Eq. 10
     if model.cfg.conditional:

@@ -57,8 +57,12 @@ class SketchRNN(nn.Module):
         return {"out": out, "mu": mu, "presig": presig, "z": z}
 
     def losses(self, strokes5: Tensor, lengths: Tensor, kl_tolerance: float = 0.2,
-               class_ids: Tensor | None = None) -> dict[str, Tensor]:
+               class_ids: Tensor | None = None, n_max: int | None = None) -> dict[str, Tensor]:
         """Training losses in Magenta's convention (normaliser B * N_max, N_max = T).
+
+        ``n_max`` (>= T) keeps that normaliser for a batch whose end padding was trimmed
+        (``train.length_buckets``): ``L_s`` is then unchanged and ``L_p`` lacks only the
+        trimmed padding steps.
 
         Decoder input ``x[:, :-1]``, target ``x[:, 1:]`` (B, T, 5). Returns
         ``L_s`` (Eq. 9, offsets, steps t < L only), ``L_p`` (Eq. 10, pen cross-entropy over
@@ -75,7 +79,7 @@ class SketchRNN(nn.Module):
         valid = t < lengths.to(target.device).unsqueeze(1)  # (B, T); equals Magenta's 1 - p3 mask
         lp_offset = offset_log_prob(p, target[..., 0], target[..., 1])  # (B, T)
         lp_pen = pen_log_prob(p, target[..., 2:])  # (B, T)
-        norm = float(B * T)
+        norm = float(B * _n_max(T, n_max))
         L_s = -torch.where(valid, lp_offset, torch.zeros_like(lp_offset)).sum() / norm  # Eq. 9
         L_p = -lp_pen.sum() / norm  # Eq. 10 (training: all N_max steps)
         if self.cfg.conditional:
@@ -123,3 +127,12 @@ class SketchRNN(nn.Module):
         if return_parts:
             return -lp_points, -lp_end
         return -(lp_points + lp_end)
+
+
+def _n_max(t: int, n_max: int | None) -> int:
+    """The loss normaliser's N_max: the batch's T, or the untrimmed one it was cut from."""
+    if n_max is None:
+        return t
+    if int(n_max) < t:
+        raise ValueError(f"n_max={n_max} is shorter than the batch's {t} steps")
+    return int(n_max)
