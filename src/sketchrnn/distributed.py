@@ -309,14 +309,12 @@ class LossModule(nn.Module):
 
     def forward(self, strokes: torch.Tensor, lengths: torch.Tensor, kl_tolerance: float,
                 class_ids: torch.Tensor | None = None, n_max: int | None = None) -> dict[str, torch.Tensor]:
-        kw: dict = {"class_ids": class_ids} if class_ids is not None else {}
-        if n_max is not None:  # trimmed batch: keep the untrimmed normaliser B * N_max
-            kw["n_max"] = n_max
+        kw = {"class_ids": class_ids} if class_ids is not None else {}
         if self.fast:
             from .fast.decoder import fast_losses
 
-            return fast_losses(self.model, strokes, lengths, kl_tolerance=kl_tolerance, **kw)
-        return self.model.losses(strokes, lengths, kl_tolerance=kl_tolerance, **kw)
+            return fast_losses(self.model, strokes, lengths, kl_tolerance=kl_tolerance, n_max=n_max, **kw)
+        return self.model.losses(strokes, lengths, kl_tolerance=kl_tolerance, n_max=n_max, **kw)
 
 
 def wrap_ddp(losses: LossModule, env: DistEnv) -> nn.Module:

@@ -101,7 +101,6 @@ def _full_fp32(device: torch.device):
         yield
 
 
-
 TRIM_MULTIPLE = 8  # a trimmed batch keeps a multiple of this many steps (fewer distinct shapes to compile/capture)
 
 
@@ -113,6 +112,7 @@ def trim_padding(strokes5: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     longest = int(lengths.max()) if lengths.numel() else 0
     m = min(t, -(-(longest + 1) // TRIM_MULTIPLE) * TRIM_MULTIPLE)
     return strokes5[:, :m + 1].contiguous()  # (B, m+1, 5)
+
 
 class Trainer:
     """Train a :class:`~sketchrnn.model.SketchRNN` from a :class:`~sketchrnn.config.Config`."""
