@@ -81,7 +81,8 @@ def test_bucketing_needs_lengths_and_a_non_negative_setting():
 def test_trim_keeps_the_end_step_rounded_up(lengths, t, m):
     x, L = stroke_batches.make_batch(lengths, t)
     y = trim_padding(x, L)
-    assert y.shape == (len(lengths), m + 1, 5) and m % TRIM_MULTIPLE == 0 or m == t
+    assert y.shape == (len(lengths), m + 1, 5)
+    assert m % TRIM_MULTIPLE == 0 or m == t
     assert torch.equal(y, x[:, :m + 1])
     assert (y[:, -1, 4] == 1).all() or max(lengths) + 1 > m  # an end row is kept when there is one
 
