@@ -420,19 +420,26 @@ class Trainer:
 
         return supports(self.model)
 
+    def _begin_step(self) -> float:
+        """Sets this step's learning rate (schedule x warm-up); returns its KL weight."""
+        for g in self.optimizer.param_groups:
+            g["lr"] = learning_rate_at(self.cfg, self.step) * self.lr_factor()
+        return kl_weight_at(self.cfg, self.step)
+
+    def _objective(self, out: dict[str, torch.Tensor], w_kl: float) -> torch.Tensor:
+        """The loss minimised: L_R, plus w_KL x the KL term (floored at kl_tolerance) if conditional."""
+        return out["L_R"] + w_kl * out["kl_loss"] if self.cfg.model.conditional else out["L_R"]
+
     def train_step(self, batch) -> tuple[float, float, float] | None:
         """One optimiser step; returns (loss, L_R, L_KL) or None if skipped (non-finite)."""
         if self._ddp is not None:
             return self._train_step_ddp(batch)
-        cfg = self.cfg
-        for g in self.optimizer.param_groups:
-            g["lr"] = learning_rate_at(cfg, self.step) * self.lr_factor()
-        w_kl = kl_weight_at(cfg, self.step)
+        w_kl = self._begin_step()
         self.model.train()
         batch, n_max = self._trim(batch)
         batch = batch.to(self.device)
         out = self._losses(batch, n_max)
-        loss = out["L_R"] + w_kl * out["kl_loss"] if cfg.model.conditional else out["L_R"]
+        loss = self._objective(out, w_kl)
         self.optimizer.zero_grad(set_to_none=True)
         ok = bool(torch.isfinite(loss))
         if ok:
@@ -462,9 +469,7 @@ class Trainer:
         :meth:`_sync` (log rows, validation, saves). Same numbers as :meth:`train_step` up to
         the fused kernel's rounding."""
         cfg = self.cfg
-        for g in self.optimizer.param_groups:
-            g["lr"] = learning_rate_at(cfg, self.step) * self.lr_factor()
-        w_kl = kl_weight_at(cfg, self.step)
+        w_kl = self._begin_step()
         self.model.train()
         batch, n_max = self._trim(batch)
         if self.device.type == "cuda":  # pinned host memory: the copy does not wait for the queue
@@ -473,7 +478,7 @@ class Trainer:
         else:
             batch = batch.to(self.device)
         out = self._losses(batch, n_max)
-        loss = out["L_R"] + w_kl * out["kl_loss"] if cfg.model.conditional else out["L_R"]
+        loss = self._objective(out, w_kl)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
@@ -583,9 +588,7 @@ class Trainer:
         The non-finite check is all-reduced, so every rank skips the same steps.
         """
         cfg, env = self.cfg, self.dist
-        for g in self.optimizer.param_groups:
-            g["lr"] = learning_rate_at(cfg, self.step) * self.lr_factor()
-        w_kl = kl_weight_at(cfg, self.step)
+        w_kl = self._begin_step()
         if env.sharded:  # z samples and dropout masks: a fresh stream per (seed, rank, step)
             from .distributed import rank_seed
 
