@@ -98,7 +98,8 @@ def main() -> int:
         f"({platform.processor() or platform.machine()}, torch {torch.__version__})"
         + (f"; shipped: the average of the weights (`train.ema_decay` {ema_decay:g})." if src.info["weights"] == "average"
            else "."),
-        f"- Shipped as float16 safetensors ({out.stat().st_size / 1e6:.1f} MB); figures below are of these weights.",
+        f"- Shipped as float16 safetensors, the mixture head (decoder.output) float32 ({out.stat().st_size / 1e6:.1f} MB);"
+        " figures below are of these weights.",
         f"- Measured {date} with `sketchrnn evaluate` on the whole test split"
         + (" of each class" if len(scored) > 1 else "") + f" ({n_test} sketches).", "",
         "| metric | this model | teacher | gap |", "|---|---|---|---|",

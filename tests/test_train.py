@@ -37,7 +37,19 @@ def test_schedules_match_magenta_formulas():
     assert learning_rate_at(cfg, 10_000) == pytest.approx((1e-3 - 1e-5) * 0.9999 ** 10_000 + 1e-5)
     assert learning_rate_at(cfg, 10**7) == pytest.approx(1e-5, rel=1e-6)
     assert kl_weight_at(cfg, 0) == pytest.approx(0.01)
+    # a resumed phase's own schedule: lr0 until decay_start, then the decay counts from there
+    later = apply_overrides(Config(), ["train.learning_rate=2e-5", "train.min_learning_rate=1e-8",
+                                       "train.decay_rate=0.99", "train.decay_start=36000"])
+    assert learning_rate_at(later, 30_000) == pytest.approx(2e-5)
+    assert learning_rate_at(later, 36_000) == pytest.approx(2e-5)
+    assert learning_rate_at(later, 36_100) == pytest.approx((2e-5 - 1e-8) * 0.99 ** 100 + 1e-8)
     assert kl_weight_at(cfg, 20_000) == pytest.approx(0.5 - 0.49 * 0.99995 ** 20_000)
+
+
+@pytest.mark.parametrize("bad", ["train.decay_rate=0", "train.decay_rate=1.5", "train.decay_start=-1"])
+def test_schedule_settings_are_checked(bad):
+    with pytest.raises(ConfigError, match=bad.split("=")[0]):
+        apply_overrides(Config(), [bad]).validate()
 
 
 @pytest.mark.parametrize("dec_model,ema,sync", [("lstm", 0.0, "step"), ("layer_norm", 0.0, "step"),

@@ -104,8 +104,11 @@ class DataConfig:
 class TrainConfig:
     batch_size: int = 100  # sketches per step; 32-1000
     learning_rate: float = 1e-3  # Adam initial learning rate; 1e-4-3e-3
-    decay_rate: float = 0.9999  # lr = (lr0 - min) * decay_rate**step + min
+    decay_rate: float = 0.9999  # lr = (lr0 - min) * decay_rate**(step - decay_start) + min; 0.999-1
     min_learning_rate: float = 1e-5  # floor of the learning rate
+    # step from which the decay counts (lr0 until then): a resumed phase's own schedule, e.g. a
+    # cool-down from lr0 at step S with decay_start=S; 0 = Magenta's schedule from the first step
+    decay_start: int = 0
     grad_clip: float = 1.0  # gradients clipped by value to +- this; 0 = off
     kl_weight: float = 0.5  # final KL weight w_KL; 0.25-1.0 (lower = better reconstruction)
     kl_weight_start: float = 0.01  # KL weight at step 0
@@ -162,6 +165,10 @@ class TrainConfig:
         for name in ("learning_rate", "min_learning_rate"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ConfigError(f"train.{name} must be a positive number, got {getattr(self, name)}")
+        if not (0 < self.decay_rate <= 1):
+            raise ConfigError(f"train.decay_rate must be in (0, 1] (1 = constant), got {self.decay_rate}")
+        if self.decay_start < 0:
+            raise ConfigError(f"train.decay_start must be >= 0, got {self.decay_start}")
         if self.num_steps < 0:
             raise ConfigError(f"train.num_steps must be >= 0, got {self.num_steps}")
         if self.length_buckets < 0:

@@ -5,6 +5,7 @@ Loss per step (Eq. 13 of the paper, Magenta's normalisation):
     L_R  = (sum over valid points of L_s + sum over all N_max steps of L_p) / (B * N_max)
 Schedules (Magenta ``train.py``):
     lr(step)   = (lr0 - lr_min) * decay_rate**step + lr_min
+                 (counted from ``decay_start``, 0 in Magenta's, when a resumed phase has its own)
     w_KL(step) = kl_weight - (kl_weight - kl_weight_start) * kl_decay_rate**step
 Gradients are clipped by value to +-grad_clip. A step whose loss or gradient is not
 finite is skipped and counted; ``max_bad_steps`` in a row stop training with a clear
@@ -53,7 +54,7 @@ LR_RESTART_WARMUP = 100  # steps of linear learning-rate warm-up after resuming 
 
 def learning_rate_at(cfg: Config, step: int) -> float:
     t = cfg.train
-    return (t.learning_rate - t.min_learning_rate) * (t.decay_rate ** step) + t.min_learning_rate
+    return (t.learning_rate - t.min_learning_rate) * (t.decay_rate ** max(0, step - t.decay_start)) + t.min_learning_rate
 
 
 def kl_weight_at(cfg: Config, step: int) -> float:
