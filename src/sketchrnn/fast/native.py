@@ -220,8 +220,10 @@ class NativeModel:
         K = Nh if w.kind == "hyper" else H
         panels = [w.w_u[:H + Nh], w.w_out] + ([w.w_hh, w.w_zs, w.w_blk] if w.kind == "hyper" else [])
         can = bool(self.lib.sk_has_f16())
+        out_half = True  # the mixture head's panel too (a model shipped with it float32 keeps it so)
         if half is None:
-            half = can and _exactly_half(*panels)
+            half = can and _exactly_half(*[p for p in panels if p is not w.w_out])
+            out_half = half and _exactly_half(w.w_out)
         elif half and not can:
             raise RuntimeError("native sampler: this build has no float16 support (needs x86 F16C/AVX2/FMA)")
         self.half = bool(half)
@@ -231,7 +233,7 @@ class NativeModel:
         if w.ln_gamma is not None:
             keep["ln_g"], keep["ln_b"] = _f32(w.ln_gamma), _f32(w.ln_beta)  # (4, 1, K) -> (4K)
             keep["lnc_g"], keep["lnc_b"] = _f32(w.ln_c_gamma), _f32(w.ln_c_beta)
-        keep["wout"] = _panel(w.w_out, half)
+        keep["wout"] = _panel(w.w_out, half and out_half)
         bout = np.zeros(n_y, np.float32)
         bout[:6 * M + 3] = w.b_out.numpy()
         keep["bout"] = bout
@@ -247,7 +249,7 @@ class NativeModel:
         self.K = K
         ptrs = {k: (v.ctypes.data if v is not None else None) for k, v in keep.items()}
         self.struct = _SkModel(kind={"lstm": 0, "layer_norm": 1, "hyper": 2}[w.kind], H=H, Nh=Nh, E=E, M=M, n_y=n_y,
-                               half=int(self.half), **ptrs)
+                               half=int(self.half) | (2 if self.half and not out_half else 0), **ptrs)
         self.w = w
 
     def decode(self, zc: np.ndarray, xz: np.ndarray | None, state0: np.ndarray, prefix5: np.ndarray | None,

@@ -49,7 +49,8 @@ typedef struct {
     int32_t E;     /* hyper embedding size (hyper; multiple of 8), else 0 */
     int32_t M;     /* mixture components */
     int32_t n_y;   /* head outputs padded to a multiple of 8 (>= 6M + 3) */
-    int32_t half;  /* 1: the panel matrices hold IEEE float16 bits (uint16), see sk_has_f16 */
+    int32_t half;  /* bit 0: the panel matrices hold IEEE float16 bits (uint16), see sk_has_f16;
+                      bit 1: except wout, kept float (models that ship their mixture head float32) */
     /* gate matmul of the cell that reads u = [h | hyper_h]: K = H (lstm, layer_norm) or Nh.
        Panels (wu, wout, whh, wzs, wblk) are float, or uint16 float16 bits when half = 1. */
     const void *wu;       /* panel (H + Nh, 4K) */
@@ -221,16 +222,21 @@ static void matvec_acc_f16_multi(const uint16_t *restrict w, float *const *u, fl
 }
 #endif
 
-/* out[b] += u[b] @ W (b < nb) for a panel of the model (float32 or float16 storage) */
-static void panel_acc(const SkModel *m, const void *w, float *const *u, float *const *out, int nb, int n_in,
-                      int n_out) {
+/* out[b] += u[b] @ W (b < nb) for a panel (float32 storage, or float16 when half) */
+static void panel_acc_as(int half, const void *w, float *const *u, float *const *out, int nb, int n_in,
+                         int n_out) {
 #if SK_HAVE_F16
-    if (m->half) {
+    if (half) {
         matvec_acc_f16_multi((const uint16_t *)w, u, out, nb, n_in, n_out);
         return;
     }
 #endif
     matvec_acc_multi((const float *)w, u, out, nb, n_in, n_out);
+}
+
+static void panel_acc(const SkModel *m, const void *w, float *const *u, float *const *out, int nb, int n_in,
+                      int n_out) {
+    panel_acc_as(m->half & 1, w, u, out, nb, n_in, n_out);
 }
 
 /* v = (v - mean) / sqrt(var + eps) * g + b over n values (Magenta layer_norm, eps 1e-3) */
@@ -347,7 +353,7 @@ static void cell_step(const SkModel *m, SkState *st, const int *act, int na, SkP
         p->b[q] = S.zs;
     }
     panel_acc(m, m->wzs, p->a, p->b, na, Nh, 12 * E);
-    const size_t blk = (size_t)E * H * (m->half ? 2 : 4);  /* bytes of one of the 12 (E, H) panels */
+    const size_t blk = (size_t)E * H * ((m->half & 1) ? 2 : 4);  /* bytes of one of the 12 (E, H) panels */
     for (int k = 0; k < 12; k++) {
         EACH {
             p->a[q] = S.zs + k * E;
@@ -487,7 +493,7 @@ int sk_decode_batch(const SkModel *m, int B, const float *zc, const float *xz, c
             pa[q] = st[act[q]].u;
             pb[q] = st[act[q]].y;
         }
-        panel_acc(m, m->wout, pa, pb, na, H, m->n_y);
+        panel_acc_as((m->half & 1) && !(m->half & 2), m->wout, pa, pb, na, H, m->n_y);
         const int no_end = !allow_end || (t == 0 && first_no_end);
         int kept = 0;
         for (int q = 0; q < na; q++) {
