@@ -238,7 +238,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise DataError(f"export: --out {out} must end in .safetensors")
     save_weights(out, lm.model, Config(model=lm.config), lm.scale_factor, lm.class_names, half=not a.float32,
                  extra={"source": Path(lm.source).name, **{k: str(lm.info[k]) for k in ("step", "weights") if k in lm.info}})
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'float32' if a.float32 else 'float16'})")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'float32' if a.float32 else 'float16, mixture head float32'})")
     return 0
 
 
@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("checkpoint", help="a run's last.pt")
     cc.add_argument("--out", required=True, help="the compact resume checkpoint (.pt)")
     cc.add_argument("--max-mb", type=float, default=16.0, help="size limit in MiB (default 16)")
-    xp = sub.add_parser("export", help="write a checkpoint's weights as .safetensors (float16 by default)")
+    xp = sub.add_parser("export", help="write a checkpoint's weights as .safetensors (float16 but the mixture head by default)")
     xp.add_argument("model", help="checkpoint (.pt) or weights")
     xp.add_argument("--out", required=True, help="FILE.safetensors")
     xp.add_argument("--float32", action="store_true", help="keep float32 weights")
