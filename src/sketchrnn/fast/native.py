@@ -218,12 +218,12 @@ class NativeModel:
         H, Nh, E, M = w.H, w.Nh, w.E, w.M
         n_y = -(-(6 * M + 3) // 8) * 8
         K = Nh if w.kind == "hyper" else H
-        panels = [w.w_u[:H + Nh], w.w_out] + ([w.w_hh, w.w_zs, w.w_blk] if w.kind == "hyper" else [])
+        recurrent = [w.w_u[:H + Nh]] + ([w.w_hh, w.w_zs, w.w_blk] if w.kind == "hyper" else [])
         can = bool(self.lib.sk_has_f16())
         out_half = True  # the mixture head's panel too (a model shipped with it float32 keeps it so)
         if half is None:
-            half = can and _exactly_half(*[p for p in panels if p is not w.w_out])
-            out_half = half and _exactly_half(w.w_out)
+            half = can and _exactly_half(*recurrent)
+            out_half = _exactly_half(w.w_out)
         elif half and not can:
             raise RuntimeError("native sampler: this build has no float16 support (needs x86 F16C/AVX2/FMA)")
         self.half = bool(half)
