@@ -264,6 +264,8 @@ def main() -> None:
             if args.device == "cuda":
                 variants += [("persistent-tf32x3", None, False), ("compiled+tf32", None, True),
                              ("persistent+tf32", None, True)]
+            else:  # the interpreter: the choice of the best setting for the products' rows runs here too
+                variants += [("persistent-tf32x3", None, False)]
         if args.device == "cuda" and not args.persistent:  # the best float32 tile setting of this shape with three TF32
             # products per product (float32-level error on the tensor cores), then TF32 (what training
             # with matmul_precision "high" runs): the compiled path against that setting, in TF32
@@ -272,11 +274,13 @@ def main() -> None:
         for variant, tl_, tf32 in variants:
             row = {"shape": name, "D": D, "B": B, "H": H, "T": T, "variant": variant}
             if variant in ("triton+tf32", "triton-tf32x3", "persistent+tf32", "persistent-tf32x3"):
-                kind = variant[:-5] if variant.endswith("+tf32") else variant[:-7]  # "triton" / "persistent"
-                done = [r for r in res["rows"] if r["shape"] == name and r["variant"] == kind
-                        and "ms_per_recurrence" in r]
-                best = min(done, key=lambda r: r["ms_per_recurrence"], default=None)
-                if best is None and kind == "persistent":
+                # (not `kind`: that is the cell, which run_once needs; reusing the name sent the
+                # TF32 rows of 2026-11-27's H200 run to a "persistent" cell: KeyError 'gamma')
+                family = variant[:-5] if variant.endswith("+tf32") else variant[:-7]  # "triton" / "persistent"
+                done = [r for r in res["rows"] if r["shape"] == name and r["variant"] == family
+                        and "error" not in r]  # (untimed on the interpreter: the first)
+                best = min(done, key=lambda r: r.get("ms_per_recurrence", 0.0), default=None)
+                if best is None and family == "persistent":
                     continue  # no persistent setting ran at this shape
                 tl_ = ((tuple(best["fw_tiles"]), tuple(best["bw_tiles"]), best["warps"]) if best  # type: ignore[assignment]
                        else shape_tiles[0])

@@ -60,24 +60,36 @@ def check_through_cuda_wrapper(model: torch.nn.Module, monkeypatch, status: list
 
 def check_graph_captured_on_cuda(model: torch.nn.Module, decoder_status: str) -> None:
     """On CUDA (Triton and its persistent kernels switched on by the caller): the graph-captured
-    fast path of ``model`` on 100 sketches equals the eager fast path (losses 1e-5, every
-    gradient 1e-5), the decoder ran as ``decoder_status`` and its last forward was persistent."""
+    fast path of ``model`` on 100 sketches is as close to the float64 oracle as the eager float32
+    fast path is (losses 1e-5; the worst gradient within 1e-5 of the oracle's or within twice the
+    eager path's own worst error), the decoder ran as ``decoder_status`` and its last forward was
+    persistent.
+
+    (Until 2026-11-27 the two float32 paths were held to 1e-5 of each other; on an H200 the
+    HyperLSTM model's failed that, and on the CPU the eager float32 path alone is 9.7e-6 from
+    float64 in the encoder's bias gradient of that model: two such paths can differ by twice that.)"""
     from sketchrnn.fast import triton_lstm as tlm
 
     x, L = stroke_batches.make_batch([10, 7, 3, 9] * 25, 10, seed=0, dtype=torch.float32)
     x, L = x.cuda(), L.cuda()
     masks = fd.draw_masks(model, 100, 10, 10, x, None)
     eps = torch.randn(100, 4, device="cuda")
+    ref_model = copy.deepcopy(model).double()
+    m64 = fd.DropoutMasks(**{k: (v.double() if v is not None else None) for k, v in vars(masks).items()})
+    ref64 = oracle_losses(ref_model, x.double(), L, m64, eps.double())
+    g64 = torch.autograd.grad(ref64["L_R"] + ref64["L_KL"], list(ref_model.parameters()))
     fd.set_cuda_acceleration(False)
     try:
-        ref = fd.fast_losses(model, x, L, masks=masks, eps=eps)
-        g_ref = torch.autograd.grad(ref["L_R"] + ref["L_KL"], list(model.parameters()))
+        eager = fd.fast_losses(model, x, L, masks=masks, eps=eps)
+        g_eager = torch.autograd.grad(eager["L_R"] + eager["L_KL"], list(model.parameters()))
     finally:
         fd.set_cuda_acceleration(True)
     out = fd.fast_losses(model, x, L, masks=masks, eps=eps)
     g_out = torch.autograd.grad(out["L_R"] + out["L_KL"], list(model.parameters()))
     assert tlm.last_mode() == "persistent"
     assert decoder_status in fc.status(), fc.status()
-    assert abs(out["L_R"].item() - ref["L_R"].item()) <= 1e-5 * abs(ref["L_R"].item())
-    assert max(_rel(a, b) for a, b in zip(g_out, g_ref)) <= 1e-5
-
+    assert abs(out["L_R"].item() - ref64["L_R"].item()) <= 1e-5 * abs(ref64["L_R"].item())
+    names = [n for n, _ in model.named_parameters()]
+    e_eager = max((_rel(a, b), n) for n, a, b in zip(names, g_eager, g64))
+    e_out = max((_rel(a, b), n) for n, a, b in zip(names, g_out, g64))
+    assert e_out[0] <= max(1e-5, 2 * e_eager[0]), f"accelerated {e_out} vs eager float32 {e_eager} (from float64)"
