@@ -224,6 +224,9 @@ def main() -> None:
     ap.add_argument("--persistent", action="store_true",
                     help="the persistent kernels (one launch per recurrence) at the PTILES settings, against the "
                          "compiled path and the step kernels at their default tiles only")
+    ap.add_argument("--ptiles", type=int, default=None,
+                    help="only the first N persistent tile settings (the H200 of 2026-11-27 put the default, "
+                         "32x16x64/128 with 8 warps, first at every shape)")
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     from sketchrnn.fast import cuda as fc
@@ -237,6 +240,8 @@ def main() -> None:
         shapes = {"tiny_dec": (1, 20, 32, 4), "tiny_enc": (2, 7, 16, 3), "tiny_ln": (1, 20, 32, 3)}
         tiles = [((16, 16, 16), (16, 16, 16), 4), ((32, 16, 32), (32, 16, 32), 4)]
         ptiles = [((32, 32, 16), (32, 32, 16), 4), ((32, 16, 16), (32, 16, 16), 4)]
+    if args.ptiles is not None:
+        ptiles = ptiles[:max(1, args.ptiles)]
     out_path = args.json_out or (os.path.join(os.environ["OUT"], "bench_triton_lstm.json") if os.environ.get("OUT")
                                  else None)
     dev_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu (Triton interpreter)"
