@@ -21,7 +21,8 @@ Two standard tools remove most of that, each switched on by itself on CUDA:
    or the environment variable ``SKETCHRNN_TRITON=1``; with ``triton_lstm.set_persistent(True)``
    (``SKETCHRNN_TRITON_PERSISTENT=1``) one launch per recurrence where its grid fits on the
    device at once, LayerNorm-LSTM recurrences (the LayerNorm decoder) and HyperLSTM ones (the
-   HyperLSTM decoder, :mod:`.triton_hyper`) included (not yet run on a GPU).
+   HyperLSTM decoder, :mod:`.triton_hyper`) included (correct on an H200, 2026-11-27; in float32
+   no faster than the step kernels there: benchmarks/RESULTS.md).
 
 Any failure (no compiler, capture error) is caught once per key, reported with one
 ``warnings.warn``, and that key falls back: graph without compile, then eager; a failed

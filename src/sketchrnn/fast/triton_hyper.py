@@ -1,4 +1,4 @@
-"""The HyperLSTM recurrence as ONE persistent Triton launch each way (opt-in, not yet run on a GPU).
+"""The HyperLSTM recurrence as ONE persistent Triton launch each way (opt-in; kernels correct on an H200).
 
 HyperLSTM (Ha, Dai & Le 2016, arXiv:1609.09106, Sec. 3.2; Magenta's ``HyperLSTMCell`` as
 sketch-rnn uses it, :class:`sketchrnn.model.cells.HyperLSTMCell`): per step a small LayerNorm

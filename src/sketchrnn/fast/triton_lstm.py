@@ -17,13 +17,15 @@ pointwise kernels (benchmarks/RESULTS.md, "Kernel profile"). Here a step is ONE 
 * ``dW_hh = sum_t h_{t-1}^T g_t`` is one product per direction after the loop, and the input
   projection's gradient is the pre-activation gradients themselves (as in
   :class:`.decoder._LSTMSequence`, whose torch-operations path is the reference here).
-* persistent (opt-in, :func:`set_persistent`; not yet run on a GPU): the same math with all T
+* persistent (opt-in, :func:`set_persistent`; correct on an H200, 2026-11-27, and in float32 no
+  faster there than the step kernels: ~44 us per step pair either way): the same math with all T
   steps in ONE launch each way, the programs of a row tile meeting at a barrier after every
   step: no launch per step, no tail of each step's grid, and each SM multiplies the same W_hh
   columns every step; only where a row tile's programs can be resident at once
-  (:func:`persistent_grid`), else the step kernels run. Expected to remove
-  most of the ~42 us per step pair the step kernels take at B 100 (the products' floor there is
-  ~5 us each way in FP32).
+  (:func:`persistent_grid`), else the step kernels run. Written to remove most of the ~42 us
+  per step pair the step kernels take at B 100; that it did not suggests the float32 products
+  (on the FMA units: ~4.4 us per step each way at their full rate) bound both; the TF32 and
+  TF32 x3 products (tensor cores) are not yet timed.
 * LayerNorm LSTM (Magenta ``LayerNormLSTMCell``, the LayerNorm decoder), persistent only
   (:func:`ln_lstm_sequence`): the norms over each gate block and over c span the row tile's
   programs, which exchange their parts of the statistics through a buffer every step.
