@@ -364,7 +364,8 @@ def main() -> None:
         def prio(job: tuple[str, int, str]) -> int:
             _, B, v = job
             if B == args.batch:
-                return 0 if v in ("reference", "fast", "fast+triton", "fast+persistent") else 2
+                return 0 if v in ("reference", "fast", "fast+triton", "fast+persistent", "fast+persistent3x",
+                                  "fast+persistent+tf32") else 2
             return 1 if v in ("fast", "fast+tf32", "fast+triton", "fast+persistent", "fast+persistent+tf32") else 3
         jobs.sort(key=prio)  # stable: cells keep their order within a rank
     ref_ms: dict[tuple[str, int], float] = {}

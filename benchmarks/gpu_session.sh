@@ -204,7 +204,7 @@ if best:
       --no-gemm --persistent --json-out "$OUT/bench_triton_lstm.json"
     # (the HyperLSTM cell: its persistent kernels vs compiled)
     step 200 bench_train_persistent $PY benchmarks/bench_train.py --sections timing,big \
-      --cells lstm,layer_norm,hyper --variants fast,fast+persistent,fast+persistent+tf32,fast+tf32 --steps 10 \
+      --cells lstm,layer_norm,hyper --variants fast,fast+persistent3x,fast+persistent+tf32,fast+tf32,fast+persistent --steps 10 \
       --budget-s 170 --json-out "$OUT/bench_train.json"
     step 120 bench_persistent_b1000 $PY benchmarks/bench_triton_lstm.py --shapes dec512_T130_B1000 --ptiles 1 \
       --no-gemm --persistent --json-out "$OUT/bench_triton_b1000.json"
