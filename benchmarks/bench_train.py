@@ -317,6 +317,11 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(1)
     sections = set(args.sections.split(","))
+    for what, given, known in (("variant", args.variants, VARIANTS), ("cell", args.cells, CELLS),
+                               ("section", args.sections, ("numerics", "timing", "big"))):
+        unknown = [v for v in given.split(",") if v and v not in known]
+        if unknown:  # (a misspelt variant used to be dropped without a word)
+            sys.exit(f"bench_train: unknown {what} {', '.join(unknown)}; known: {', '.join(known)}")
     variants = [v for v in args.variants.split(",") if v in VARIANTS and (device.type == "cuda" or v not in CUDA_ONLY)]
     args.variant_list = variants
     cells = [c for c in args.cells.split(",") if c]
