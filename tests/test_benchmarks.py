@@ -108,7 +108,6 @@ def test_tf32_head_arm_and_effect(tmp_path):
     """The TF32 experiment scripts: the arm trains with the head's products TF32-rounded (its
     first training loss differs from a plain run's; its float32 validation does not), and
     tf32_effect scores the checkpoint it wrote under each rounding."""
-    sys.path.insert(0, str(ROOT / "src"))
     from sketchrnn.data.synthetic import write_synthetic_npz
 
     data = tmp_path / "s.npz"
