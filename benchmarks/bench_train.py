@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 
 CELLS = ("lstm", "layer_norm", "hyper")
+SECTIONS = ("numerics", "timing", "big")
 VARIANTS = ("reference", "fast-eager", "fast-compile", "fast-graph", "fast", "fast-nolb", "fast+tf32", "fast+bf16",
             "fast+triton", "fast+triton+tf32", "fast+triton3x", "fast+persistent", "fast+persistent+tf32",
             "fast+persistent3x")
@@ -302,7 +303,7 @@ def main() -> None:
     ap.add_argument("--order", choices=("priority", "table"), default="priority",
                     help="priority: reference and fast rows of every cell, then the big batch's fast rows, then the "
                          "other variants; table: cell by cell")
-    ap.add_argument("--sections", default="numerics,timing,big", help="any of numerics,timing,big")
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"any of {','.join(SECTIONS)}")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--budget-s", type=float, default=540.0)
     ap.add_argument("--json-out", default=None)
@@ -318,7 +319,7 @@ def main() -> None:
         torch.set_num_threads(1)
     sections = set(args.sections.split(","))
     for what, given, known in (("variant", args.variants, VARIANTS), ("cell", args.cells, CELLS),
-                               ("section", args.sections, ("numerics", "timing", "big"))):
+                               ("section", args.sections, SECTIONS)):
         unknown = [v for v in given.split(",") if v and v not in known]
         if unknown:  # (a misspelt variant used to be dropped without a word)
             sys.exit(f"bench_train: unknown {what} {', '.join(unknown)}; known: {', '.join(known)}")
