@@ -276,13 +276,14 @@ def test_compact_resume_checkpoints(tmp_path, shapes_npz, mode, capsys):
 
     cfg = tiny_cfg(shapes_npz, "model.dec_rnn_size=48", "train.num_steps=6")
     Trainer(cfg, tmp_path / "run", progress=False).fit(num_steps=3)
+    modes = [m for m in RESUME_MODES if m != "average-only"]  # this run keeps no weight average
     sizes = []
-    for m in RESUME_MODES:
+    for m in modes:
         buf = io.BytesIO()
         torch.save(_with_resume_mode(read_checkpoint(tmp_path / "run" / "last.pt"), m), buf)
         sizes.append(buf.tell())
     assert sizes == sorted(sizes, reverse=True) and sizes[1] < 0.6 * sizes[0]
-    max_mb = (sizes[RESUME_MODES.index(mode)] + 1000) / 2**20  # room for this mode, not the one before
+    max_mb = (sizes[modes.index(mode)] + 1000) / 2**20  # room for this mode, not the one before
     out = tmp_path / "resume" / "last.pt"
     out.parent.mkdir()
     assert main(["compact-checkpoint", str(tmp_path / "run" / "last.pt"), "--out", str(out), "--max-mb",
@@ -308,6 +309,55 @@ def test_compact_resume_checkpoints(tmp_path, shapes_npz, mode, capsys):
     if mode == "weights-only":  # the warm-up survives a later (full) checkpoint
         again = Trainer(cfg, tmp_path / "resume", resume=True, progress=False)
         assert again.lr_restart_step == 3 and again.lr_factor() == pytest.approx(4 / LR_RESTART_WARMUP)
+
+
+def test_average_only_resume_checkpoint(tmp_path, shapes_npz, capsys):
+    """A run with a weight average whose weights-only form is too big compacts to average-only:
+    the average becomes the (float32) weights, no optimiser state and no second copy; the model
+    it loads as is unchanged, and a resume warms the learning rate up and starts a new average there."""
+    import io
+    import json
+
+    from sketchrnn.checkpoint import CHECKPOINT_FORMAT, _with_resume_mode, load_model, read_checkpoint
+    from sketchrnn.cli import main
+    from sketchrnn.train import LR_RESTART_WARMUP
+
+    cfg = tiny_cfg(shapes_npz, "model.dec_rnn_size=48", "train.num_steps=6", "train.ema_decay=0.5")
+    Trainer(cfg, tmp_path / "run", progress=False).fit(num_steps=3)
+    src = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert any(not torch.equal(src["ema"][k], v) for k, v in src["model"].items())  # the two copies differ
+    buf = io.BytesIO()
+    torch.save({**_with_resume_mode(src, "weights-only"), "format": CHECKPOINT_FORMAT, "version": 1}, buf)
+    out = tmp_path / "resume" / "last.pt"
+    out.parent.mkdir()
+    assert main(["compact-checkpoint", str(tmp_path / "run" / "last.pt"), "--out", str(out),
+                 "--max-mb", str((buf.tell() - 1000) / 2**20)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["resume_mode"] == "average-only" and info["bytes"] < 0.6 * buf.tell()
+    ck = read_checkpoint(out)
+    assert "optimizer" not in ck and "ema" not in ck
+    assert ck["model"].keys() == src["ema"].keys()
+    assert all(torch.equal(ck["model"][k], v) and ck["model"][k].dtype == torch.float32 for k, v in src["ema"].items())
+    before = load_model(tmp_path / "run" / "last.pt").model.state_dict()  # the run's model is its average
+    after = load_model(out).model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    logs = []
+    tr = Trainer(cfg, tmp_path / "resume", resume=True, progress=False, log=logs.append)
+    assert tr.step == 3 and not tr.optimizer.state_dict()["state"]
+    assert tr.lr_factor() == pytest.approx(1 / LR_RESTART_WARMUP)
+    assert any("average-only" in line and "weight average" in line for line in logs)
+    assert all(torch.equal(e, w.detach().float()) for e, w in zip(tr.ema, tr._ema_src))
+    tr.fit()
+    assert tr.step == 6
+    # a run without an average has no such form: below weights-only it still refuses in one line
+    Trainer(tiny_cfg(shapes_npz, "model.dec_rnn_size=48", "train.num_steps=2"), tmp_path / "plain",
+            progress=False).fit()
+    rc = main(["compact-checkpoint", str(tmp_path / "plain" / "last.pt"), "--out", str(tmp_path / "o.pt"),
+               "--max-mb", "0.001"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "weights alone" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(Exception, match="weight average"):
+        _with_resume_mode(read_checkpoint(tmp_path / "plain" / "last.pt"), "average-only")
 
 
 def test_compact_checkpoint_refuses_what_cannot_fit(tmp_path, shapes_npz, capsys):

@@ -106,21 +106,31 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 # How much optimiser state a resume checkpoint keeps, most complete first (compact_for_resume).
-RESUME_MODES = ("full", "no-first-moment", "weights-only")
+# "average-only" exists only for runs with a weight average (train.ema_decay): the average
+# becomes the weights and the trained weights are dropped (half the size of weights-only).
+RESUME_MODES = ("full", "no-first-moment", "weights-only", "average-only")
 
 
 def _with_resume_mode(ck: dict[str, Any], mode: str) -> dict[str, Any]:
     """A copy of training checkpoint ``ck`` keeping the optimiser state that ``mode`` names:
     ``full``; ``no-first-moment`` (Adam's second moments as bfloat16, first moments dropped);
-    ``weights-only`` (no optimiser state). Weights always stay float32."""
+    ``weights-only`` (no optimiser state); ``average-only`` (no optimiser state, the weight
+    average as the weights: a resume goes on from the average, which is the model, and starts
+    a new average there). Weights always stay float32."""
     import torch
 
     c = dict(ck)
     c["resume_mode"] = mode
     if mode == "full":
         return c
-    if mode == "weights-only":
+    if mode in ("weights-only", "average-only"):
         c.pop("optimizer", None)
+        if mode == "average-only":
+            if not isinstance(ck.get("ema"), dict):
+                raise ModelFileError("average-only needs a checkpoint with a weight average (train.ema_decay)")
+            c["model"] = {k: v.to(torch.float32).clone() for k, v in ck["ema"].items()}
+            c.pop("ema", None)
+            c.pop("ema_updates", None)
         return c
     opt = ck["optimizer"]
     state = {}
@@ -145,6 +155,8 @@ def compact_for_resume(ck: dict[str, Any], max_bytes: int) -> tuple[dict[str, An
         raise ModelFileError(f"checkpoint has an unknown resume_mode {current!r}; use a last.pt written by sketchrnn")
     size = 0
     for mode in RESUME_MODES[RESUME_MODES.index(current):]:
+        if mode == "average-only" and not isinstance(ck.get("ema"), dict):
+            break  # no average to keep instead of the weights
         c = _with_resume_mode(ck, mode)
         buf = io.BytesIO()
         torch.save({**c, "format": CHECKPOINT_FORMAT, "version": 1}, buf)

@@ -406,8 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--n-calibration", type=int, default=200, help="calibration sketches (default 200)")
 
     cc = sub.add_parser("compact-checkpoint", help="shrink a training checkpoint for resuming elsewhere: full state, "
-                        "else Adam's second moments only (bfloat16), else weights only; float32 weights always")
-    cc.add_argument("checkpoint", help="a run's last.pt")
+                        "else Adam's second moments only (bfloat16), else weights only, else the weight average only; "
+                        "float32 weights always")
+    cc.add_argument("checkpoint", help="a run's last.pt (forms, most complete first: full, no-first-moment, "
+                    "weights-only, average-only: the weight average as the weights, for runs with train.ema_decay)")
     cc.add_argument("--out", required=True, help="the compact resume checkpoint (.pt)")
     cc.add_argument("--max-mb", type=float, default=16.0, help="size limit in MiB (default 16)")
     xp = sub.add_parser("export", help="write a checkpoint's weights as .safetensors (float16 but the mixture head by default)")

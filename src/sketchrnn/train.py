@@ -389,12 +389,13 @@ class Trainer:
             self.log("train.ema_decay=0: the checkpoint's weight average is dropped; validation uses the trained weights")
         restart = ck.get("lr_restart_step")
         self.lr_restart_step = int(restart) if restart is not None else None
-        if mode == "weights-only":  # fresh Adam: warm the learning rate up again (see lr_factor)
+        if mode in ("weights-only", "average-only"):  # fresh Adam: warm the learning rate up again (see lr_factor)
             self.lr_restart_step = self.step
         if mode != "full":
             self.log(f"resumed from a compact checkpoint ({mode}): "
                      + ("Adam's first moments start at zero" if mode == "no-first-moment" else
-                        f"Adam starts afresh, learning rate warmed up over {LR_RESTART_WARMUP} steps"))
+                        f"Adam starts afresh, learning rate warmed up over {LR_RESTART_WARMUP} steps"
+                        + ("; the weights are the run's weight average" if mode == "average-only" else "")))
 
     # ------------------------------------------------------------------ steps
     def _losses(self, batch, n_max: int | None = None) -> dict[str, torch.Tensor]:
