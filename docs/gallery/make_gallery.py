@@ -642,7 +642,7 @@ def cat_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
         "Chair-like cats: real chairs (`simplified/chair.ndjson` drawings 0-3, grey) encoded and decoded by the cat "
         f"model at temperatures {', '.join(f'{t:g}' for t in TEMPS)}, 2 each (paper Fig. 6: inputs outside the "
         f"training class come out as the class the model knows; how far toward a cat each decoding moved is what "
-        f"to look at: the paper-size `cat` keeps much of the chair's lines, few come out as cats). {cav}"))
+        f"to look at). {cav}"))
 
     x0 = ctx.fit(cats[9], "cat 9")
     rows_s, cols_s, cell = 4, 5, 100
