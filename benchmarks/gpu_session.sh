@@ -43,7 +43,7 @@
 # a class's .npz does not fit, its .sketches.xz does). The first chunk on data other than the
 # committed checkpoint's (e.g. after the 40,000-sketch subset of the first chunks): NEW_DATA=1.
 # The call carries the working tree (tracked files + carry) up to 64 MiB: beside a .sketches.xz
-# delete the CPU-only checkpoints for the call (rm -r checkpoints/*_cpu_small; git checkout -- checkpoints).
+# keep only the checkpoint the chunk resumes (checkpoints/README.md; git checkout -- checkpoints after).
 # Predictions and outcomes go in benchmarks/NOTES_gpu.md.
 set -uo pipefail
 OUT=${OUT:-/tmp/sketchrnn-gpu-out}
