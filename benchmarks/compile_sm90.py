@@ -56,6 +56,21 @@ KERNELS = {"steps": ("fw_step", "bw_step"), "persistent": ("fw_seq", "bw_seq"),
 HYPER = {"hyper_size": 256, "embedding": 32}  # the paper's hyper cell (Nh) and hyper_norm embedding (E)
 
 
+
+def _ptxas_for(arch: int) -> str:
+    """The ptxas Triton itself assembles ``arch`` with: Triton 3.9 carries two (CUDA 12.9 for
+    sm < 90, 13.x for sm_90 and up) and writes PTX only the newer one reads; older wheels carry one."""
+    import triton
+    try:
+        from triton.backends.nvidia.compiler import get_ptxas
+        tool = get_ptxas(arch)
+        path = getattr(tool, "path", None)
+        if path:
+            return str(path)
+    except (ImportError, TypeError, AttributeError):
+        pass
+    return str(Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas")
+
 def _kernel_fn(name: str):
     """The kernel's Python function and its argument types (pointers float32 but the barrier
     counter and error flag; the HyperLSTM kernels' scalars by name)."""
@@ -102,7 +117,7 @@ def compile_one(name: str, H: int, tiles: tuple[int, int, int], warps: int, prec
     row = {"kernel": name, "H": H, "tiles": list(tiles), "warps": warps, "prec": prec, "arch": arch,
            "shared_bytes": k.metadata.shared}
     # ptxas -v on the kernel's PTX (the assembler Triton itself uses) for registers and spills
-    ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
+    ptxas = _ptxas_for(arch)
     sm = f"sm_{arch}a" if arch >= 90 else f"sm_{arch}"
     with tempfile.TemporaryDirectory() as tmp:
         ptx = Path(tmp) / "k.ptx"

@@ -25,7 +25,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compile_sm90.py"
 
 def test_default_kernels_compile_for_sm90_without_spills(tmp_path):
     out = tmp_path / "c.json"
-    r = subprocess.run([sys.executable, str(SCRIPT), "--ptx-grep", "atom.global", "--json-out", str(out)],
+    r = subprocess.run([sys.executable, str(SCRIPT), "--ptx-grep", "release", "--json-out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     rows = json.loads(out.read_text())["rows"]
@@ -43,5 +43,6 @@ def test_default_kernels_compile_for_sm90_without_spills(tmp_path):
         assert 0 < x["registers"] <= 255 and x["shared_bytes"] <= 227 * 1024, x
     for x in rows:
         release = [ln for ln in x["ptx"] if ".release." in ln and ".add." in ln]
-        # the persistent kernels signal each barrier with a release add; the step kernels have none
+        # the persistent kernels signal each barrier with a release add (atom.global.gpu.release.add
+        # up to Triton 3.8; 3.9 writes red.global.gpu.release.add: the result is unused); the step kernels have none
         assert bool(release) == x["kernel"].endswith("_seq"), x["ptx"]
