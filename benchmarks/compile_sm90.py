@@ -56,7 +56,6 @@ KERNELS = {"steps": ("fw_step", "bw_step"), "persistent": ("fw_seq", "bw_seq"),
 HYPER = {"hyper_size": 256, "embedding": 32}  # the paper's hyper cell (Nh) and hyper_norm embedding (E)
 
 
-
 def _ptxas_for(arch: int) -> str:
     """The ptxas Triton itself assembles ``arch`` with: Triton 3.9 carries two (CUDA 12.9 for
     sm < 90, 13.x for sm_90 and up) and writes PTX only the newer one reads; older wheels carry one."""
@@ -70,6 +69,7 @@ def _ptxas_for(arch: int) -> str:
     except (ImportError, TypeError, AttributeError):
         pass
     return str(Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas")
+
 
 def _kernel_fn(name: str):
     """The kernel's Python function and its argument types (pointers float32 but the barrier
