@@ -8,7 +8,9 @@ A model of several classes (catpig) repeats --data/--real/--teacher/--teacher-re
 class, in the same order: each class is scored on its own test split against its own teacher.
 
 The figures in the card are measured on the shipped (float16) weights, on the whole test
-split, with `sketchrnn.evaluate.evaluate_model` (the same code as `sketchrnn evaluate`).
+split, with `sketchrnn.evaluate.evaluate_model` (the same code as `sketchrnn evaluate`). The
+card's quick check is the same figure on the first 500 test sketches: the test suite reproduces
+it in seconds (tests/test_shipped_models.py; SKETCHRNN_FULL_CARD_CHECK=1 redoes the whole splits).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from pathlib import Path
 import torch
 
 
+QUICK_N = 500  # test sketches in the card's quick check (a multiple of the scoring batch, 100)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint")
@@ -35,10 +40,11 @@ def main() -> int:
     ap.add_argument("--cpu-minutes", type=float, default=0.0)
     ap.add_argument("--note", default="")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out-dir", default=None, help="where NAME.safetensors and NAME.md go (default: the package's weights)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
-    from sketchrnn.checkpoint import load_model, read_checkpoint, save_weights, weights_dir
+    from sketchrnn.checkpoint import load_model, quick_check_line, read_checkpoint, save_weights, weights_dir
     from sketchrnn.config import Config
     from sketchrnn.data import load_npz
     from sketchrnn.data.quickdraw import read_ndjson
@@ -47,7 +53,8 @@ def main() -> int:
     ck = read_checkpoint(a.checkpoint)
     step = int(ck["step"])
     src = load_model(a.checkpoint)
-    out = weights_dir() / f"{a.name}.safetensors"
+    out_dir = Path(a.out_dir) if a.out_dir else weights_dir()
+    out = out_dir / f"{a.name}.safetensors"
     shipped_cfg = Config.from_dict(json.loads(ck["config"]))
     # a GPU chunk reads gpu_data/expanded/C.npz, the exact unpacked copy of the --data file of the
     # same name (benchmarks/make_gpu_data.py): the card and header name the file users have
@@ -69,7 +76,12 @@ def main() -> int:
 
     scored = []  # per class: (name, test, real (within max_seq_len), real (all, or None), teacher, teacher_real, gap %)
     for i, data in enumerate(a.data):
-        res = evaluate_model(lm, load_npz(data, splits=["test"])["test"], batch_size=100)
+        test = load_npz(data, splits=["test"])["test"]
+        res = evaluate_model(lm, test, batch_size=100)
+        # the same measure on the first QUICK_N test sketches (same z noise: drawn in input order,
+        # QUICK_N a multiple of the batch): the figure the test suite reproduces in seconds
+        quick_n = min(QUICK_N, len(test))
+        res["quick"] = (quick_n, evaluate_model(lm, test[:quick_n], batch_size=100)[main_metric])
         real = real_all = None
         if at(a.real, i):
             drawings = [d.stroke3 for d in read_ndjson(a.real[i])]
@@ -101,7 +113,9 @@ def main() -> int:
         f"- Shipped as float16 safetensors, the mixture head (decoder.output) float32 ({out.stat().st_size / 1e6:.1f} MB);"
         " figures below are of these weights.",
         f"- Measured {date} with `sketchrnn evaluate` on the whole test split"
-        + (" of each class" if len(scored) > 1 else "") + f" ({n_test} sketches).", "",
+        + (" of each class" if len(scored) > 1 else "") + f" ({n_test} sketches).",
+        *[quick_check_line(r["quick"][0], Path(d).name, main_metric, r["quick"][1]) for d, (_, r, *_) in zip(a.data, scored)],
+        "",
         "| metric | this model | teacher | gap |", "|---|---|---|---|",
     ]
     for cls, res, real, real_all, teacher, teacher_real, gap in scored:
@@ -122,7 +136,7 @@ def main() -> int:
             lines.append(f"| {tag}{main_metric}, all {real_all['n_sketches']} real drawings (with the longer ones) | "
                          f"{f(real_all[main_metric])} | | |")
     lines += ["", a.note, "", "Config:", "", "```json", Config.from_dict(json.loads(ck["config"])).to_json(), "```", ""]
-    card = weights_dir() / f"{a.name}.md"
+    card = out_dir / f"{a.name}.md"
     card.write_text("\n".join(lines))
     print(json.dumps({"name": a.name, "step": step, "classes": [
         {"class": c, "test": r, "real": rr, "real_all": ra, "gap_percent": g} for c, r, rr, ra, _, _, g in scored]}))

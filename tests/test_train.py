@@ -765,3 +765,29 @@ def test_sigterm_stops_training_cleanly(tmp_path, shapes_npz):
     assert read_checkpoint(out / "last.pt")["step"] == step
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[-1].split(",")[0] == str(step) and rows[-1].split(",")[8] != ""  # a validation at the stop
+
+
+def test_ship_model_script_writes_a_card_the_checks_read(tmp_path, shapes_npz, repo_dir):
+    """scripts/ship_model.py on a tiny trained VAE: float16 weights and a card whose test-split
+    figure, quick check and gap are read back by the code the shipped-model tests use."""
+    import subprocess
+    import sys
+
+    from sketchrnn.checkpoint import card_quick_checks, load_model, shipped_quality
+    from sketchrnn.data import load_npz
+    from sketchrnn.evaluate import evaluate_model
+
+    Trainer(tiny_cfg(shapes_npz, "train.num_steps=3"), tmp_path / "run", progress=False).fit()
+    out = tmp_path / "shipped"
+    out.mkdir()
+    cmd = [sys.executable, str(repo_dir / "scripts" / "ship_model.py"), str(tmp_path / "run" / "last.pt"),
+           "--name", "tiny", "--data", str(shapes_npz), "--teacher", "5.0", "--threads", "1", "--out-dir", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    lm = load_model(out / "tiny.safetensors")
+    test = load_npz(shapes_npz, splits=["test"])["test"]
+    checks = card_quick_checks("tiny", out)
+    assert [(c["n"], c["file"], c["metric"]) for c in checks] == [(len(test), "shapes.npz", "elbo_per_point")]
+    assert checks[0]["value"] == pytest.approx(evaluate_model(lm, test)["elbo_per_point"], abs=1e-4)
+    (row,) = shipped_quality("tiny", out)
+    assert row["teacher"] == 5.0 and row["bar_percent"] == 3.0
+    assert row["ours"] == pytest.approx(checks[0]["value"], abs=1e-4)  # the whole split is the first n here

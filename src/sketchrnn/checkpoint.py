@@ -55,12 +55,34 @@ _CARD_ROW = re.compile(r"^\|\s*(?P<metric>[^|]*?(?:nll|elbo)_per_point \(test[^|
                        r"\s*(?P<teacher>[0-9.]+)\s*\|(?P<gap>[^|]*)\|", re.M)
 
 
-def shipped_quality(name: str) -> list[dict[str, Any]]:
+# A card's quick check: the main figure on the first n test sketches of one data file, which the
+# test suite reproduces in seconds (the whole split takes minutes for the paper-size models).
+_QUICK_CHECK = re.compile(r"^- Quick check: the first (?P<n>\d+) test sketches of `(?P<file>[\w.-]+\.npz)` score "
+                          r"(?P<metric>(?:elbo|nll)_per_point) (?P<value>-?[0-9.]+)\.$", re.M)
+
+
+def quick_check_line(n: int, file: str, metric: str, value: float) -> str:
+    """The card line that :func:`card_quick_checks` reads back."""
+    return f"- Quick check: the first {n} test sketches of `{file}` score {metric} {value:.4f}."
+
+
+def card_quick_checks(name: str, directory: str | Path | None = None) -> list[dict[str, Any]]:
+    """A shipped model card's quick checks: ``{"n", "file", "metric", "value"}`` per data file
+    (the card ``NAME.md`` in ``directory``, by default the package's weights)."""
+    card = Path(directory or weights_dir()) / f"{name}.md"
+    if not card.is_file():
+        return []
+    return [{"n": int(m["n"]), "file": m["file"], "metric": m["metric"], "value": float(m["value"])}
+            for m in _QUICK_CHECK.finditer(card.read_text())]
+
+
+def shipped_quality(name: str, directory: str | Path | None = None) -> list[dict[str, Any]]:
     """What a shipped model's card says of it against its bar (issue "Trained models"): per
     class, the test split's ``nll_per_point`` (decoder-only; bar: within 2 % of the teacher) or
     ``elbo_per_point`` (VAE; bar: within 3 %, and ``recon_nll_per_point`` below the teacher).
-    Rows ``{"metric", "ours", "teacher", "gap_percent", "bar_percent", "meets"}``; [] without a card."""
-    card = weights_dir() / f"{name}.md"
+    Rows ``{"metric", "ours", "teacher", "gap_percent", "bar_percent", "meets"}``; [] without a card
+    (the card ``NAME.md`` in ``directory``, by default the package's weights)."""
+    card = Path(directory or weights_dir()) / f"{name}.md"
     if not card.is_file():
         return []
     text = card.read_text()
