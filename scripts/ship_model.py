@@ -54,6 +54,7 @@ def main() -> int:
     step = int(ck["step"])
     src = load_model(a.checkpoint)
     out_dir = Path(a.out_dir) if a.out_dir else weights_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{a.name}.safetensors"
     shipped_cfg = Config.from_dict(json.loads(ck["config"]))
     # a GPU chunk reads gpu_data/expanded/C.npz, the exact unpacked copy of the --data file of the

@@ -61,6 +61,12 @@ _QUICK_CHECK = re.compile(r"^- Quick check: the first (?P<n>\d+) test sketches o
                           r"(?P<metric>(?:elbo|nll)_per_point) (?P<value>-?[0-9.]+)\.$", re.M)
 
 
+def _card_text(name: str, directory: str | Path | None) -> str:
+    """The model card ``NAME.md`` in ``directory`` (default: the package's weights); "" if there is none."""
+    card = Path(directory or weights_dir()) / f"{name}.md"
+    return card.read_text() if card.is_file() else ""
+
+
 def quick_check_line(n: int, file: str, metric: str, value: float) -> str:
     """The card line that :func:`card_quick_checks` reads back."""
     return f"- Quick check: the first {n} test sketches of `{file}` score {metric} {value:.4f}."
@@ -69,11 +75,9 @@ def quick_check_line(n: int, file: str, metric: str, value: float) -> str:
 def card_quick_checks(name: str, directory: str | Path | None = None) -> list[dict[str, Any]]:
     """A shipped model card's quick checks: ``{"n", "file", "metric", "value"}`` per data file
     (the card ``NAME.md`` in ``directory``, by default the package's weights)."""
-    card = Path(directory or weights_dir()) / f"{name}.md"
-    if not card.is_file():
-        return []
+    text = _card_text(name, directory)
     return [{"n": int(m["n"]), "file": m["file"], "metric": m["metric"], "value": float(m["value"])}
-            for m in _QUICK_CHECK.finditer(card.read_text())]
+            for m in _QUICK_CHECK.finditer(text)]
 
 
 def shipped_quality(name: str, directory: str | Path | None = None) -> list[dict[str, Any]]:
@@ -82,10 +86,7 @@ def shipped_quality(name: str, directory: str | Path | None = None) -> list[dict
     ``elbo_per_point`` (VAE; bar: within 3 %, and ``recon_nll_per_point`` below the teacher).
     Rows ``{"metric", "ours", "teacher", "gap_percent", "bar_percent", "meets"}``; [] without a card
     (the card ``NAME.md`` in ``directory``, by default the package's weights)."""
-    card = Path(directory or weights_dir()) / f"{name}.md"
-    if not card.is_file():
-        return []
-    text = card.read_text()
+    text = _card_text(name, directory)
     rows: dict[str, dict[str, Any]] = {}
     recon: dict[str, float] = {}
     for m in _CARD_ROW.finditer(text):
