@@ -2,7 +2,8 @@
 
 Variants: ``fast`` (the fused fast path as the Trainer runs it on a CPU: the plain and LayerNorm LSTM
 recurrences differentiated by hand, :class:`sketchrnn.fast.decoder._LSTMSequence`),
-``fast-autograd`` (the same fast path with autograd over the per-step LSTM math, as before
+``fast-bf16`` (the fast path with ``train.matmul_precision: medium``: float32 products in
+bfloat16 on CPUs with AVX512-BF16/AMX, the mixture head in float32), ``fast-autograd`` (the same fast path with autograd over the per-step LSTM math, as before
 2026-11-26), ``plain`` (the reference model). The variants take turns step by step on the
 same batches, so a busy shared host slows them alike; median and min per variant.
 
@@ -11,6 +12,7 @@ recurrent dropout on, Adam step included, per decoder cell. ``--config`` times a
 instead (e.g. the small CPU models behind the shipped previews). Run from the repo root:
 
     python benchmarks/train_cpu.py --threads 1 --steps 3 --variants fast,plain
+    python benchmarks/train_cpu.py --config configs/pig_vae_layer_norm_kl1.json --variants fast,fast-bf16 --steps 4
     python benchmarks/train_cpu.py --config configs/yoga_uncond_cpu_small.json --variants fast,fast-autograd --steps 8
 """
 
@@ -30,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-VARIANTS = ("fast", "fast-autograd", "plain")
+VARIANTS = ("fast", "fast-bf16", "fast-autograd", "plain")
 
 
 @contextlib.contextmanager
@@ -61,6 +63,7 @@ def main() -> None:
             ap.error(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
     torch.set_num_threads(a.threads)
     from sketchrnn.config import Config, apply_overrides, load_config
+    from sketchrnn.precision import cpu_bf16_available, cpu_bf16_products
     from sketchrnn.train import Trainer
 
     setups = []
@@ -79,14 +82,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             trainers = {}
             for v in variants:
-                cfg = apply_overrides(base, [f"train.fast={v != 'plain'}"])
+                cfg = apply_overrides(base, [f"train.fast={v != 'plain'}",
+                                             f"train.matmul_precision={'medium' if v == 'fast-bf16' else 'highest'}"])
                 trainers[v] = Trainer(cfg, Path(d) / v, progress=False)
             bsz = base.train.batch_size
             batches = [trainers[variants[0]].loader.next_batch() for _ in range(a.steps + 1)]
             times: dict[str, list[float]] = {v: [] for v in variants}
             for k, b in enumerate(batches):
                 for v in variants:
-                    with hand_lstm(v != "fast-autograd"):
+                    with hand_lstm(v != "fast-autograd"), cpu_bf16_products(trainers[v].cpu_bf16):
                         t0 = time.perf_counter()
                         trainers[v].train_step(b)
                         if k:  # the first round warms up
@@ -99,7 +103,7 @@ def main() -> None:
                          "min_ms": round(lo * 1e3, 1), "sketches_per_s": round(bsz / med, 1)})
             print(f"{name:>24} {v:>14}: {med * 1e3:8.1f} ms/step (min {lo * 1e3:.1f}), {bsz / med:7.1f} sketches/s",
                   file=sys.stderr)
-    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "cpu": platform.processor() or platform.machine(),
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "cpu_bf16": cpu_bf16_available(), "cpu": platform.processor() or platform.machine(),
                       "rows": rows}))
 
 

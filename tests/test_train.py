@@ -716,20 +716,28 @@ def test_eval_batch_size_changes_batching_not_the_figure(tmp_path, shapes_npz):
         apply_overrides(Config(), ["train.eval_batch_size=-1"]).validate()
 
 
-def test_validation_runs_in_full_fp32_on_cuda_only():
-    from sketchrnn.precision import cuda_fp32_reduced
+def test_validation_runs_in_full_fp32_whatever_the_device():
+    """Validation's block forces float32 products on CUDA and on the CPU (oneDNN) alike, then
+    puts back what was set (TF32 on CUDA; bf16 on the CPU where torch has the setting)."""
+    from sketchrnn.precision import cpu_fp32_reduced, cuda_fp32_reduced
     from sketchrnn.train import _full_fp32
 
+    mk = getattr(torch.backends.mkldnn, "matmul", None)
+    old_cpu = mk.fp32_precision if mk is not None and hasattr(mk, "fp32_precision") else None
     old = torch.get_float32_matmul_precision()
     try:
         torch.set_float32_matmul_precision("high")
-        with _full_fp32(torch.device("cuda")):
-            assert not cuda_fp32_reduced()
-        assert cuda_fp32_reduced()
-        with _full_fp32(torch.device("cpu")):
+        if old_cpu is not None:
+            mk.fp32_precision = "bf16"
+        for dev in ("cuda", "cpu"):
+            with _full_fp32(torch.device(dev)):
+                assert not cuda_fp32_reduced() and not cpu_fp32_reduced()
             assert cuda_fp32_reduced()
+            assert cpu_fp32_reduced() is (old_cpu is not None)
     finally:
         torch.set_float32_matmul_precision(old)
+        if old_cpu is not None:
+            mk.fp32_precision = old_cpu
 
 
 def test_sigterm_stops_training_cleanly(tmp_path, shapes_npz):

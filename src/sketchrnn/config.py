@@ -129,9 +129,10 @@ class TrainConfig:
     max_bad_steps: int = 20  # non-finite losses/gradients in a row before training stops
     deterministic: bool = False  # torch.use_deterministic_algorithms (bitwise resumable on CPU)
     fast: bool = True  # exact fused training forward (sketchrnn.fast); False = the plain reference model
-    # float32 matrix products on CUDA (ignored on the CPU): highest = full fp32 (Magenta's);
+    # float32 matrix products on CUDA (on the CPU only medium changes anything): highest = full fp32 (Magenta's);
     # high = TF32 (H100: LSTM step 29.4 -> 21.2 ms, B=1000 LayerNorm 6,860 -> 9,832 sketches/s;
-    # gradients ~1e-3 relative to fp32); medium = bf16 products. The mixture head is float32
+    # gradients ~1e-3 relative to fp32); medium = bf16 products, on CUDA and also on CPUs with
+    # AVX512-BF16/AMX (oneDNN; training steps only, float32 elsewhere). The mixture head is float32
     # whatever this says (model.decoder.Float32Head); for a late phase near the teacher, highest
     # (a TF32 head stalled there, benchmarks/NOTES_gpu.md 2026-11-26)
     matmul_precision: str = "highest"

@@ -44,7 +44,7 @@ import torch
 from .checkpoint import RESUME_MODES, config_from_json, read_checkpoint, save_checkpoint
 from .config import Config
 from .errors import ConfigError, DataError, ModelFileError, TrainingError
-from .precision import full_fp32_matmul
+from .precision import cpu_bf16_available, cpu_bf16_products, full_fp32_matmul
 
 __all__ = ["Trainer", "learning_rate_at", "kl_weight_at", "resolve_device", "trim_padding"]
 
@@ -94,10 +94,7 @@ class _Stats:
 
 @contextlib.contextmanager
 def _full_fp32(device: torch.device):
-    """Full float32 matrix products on CUDA within the block (the process-wide setting back after)."""
-    if device.type != "cuda":
-        yield
-        return
+    """Full float32 matrix products within the block (the process-wide setting back after)."""
     with full_fp32_matmul():
         yield
 
@@ -157,8 +154,15 @@ class Trainer:
         self.device = self.dist.device
         if t.reuse_heap and self.device.type == "cpu":
             _reuse_heap()
-        if self.device.type == "cuda":  # process-wide, as torch has it; the CPU keeps fp32 always
+        if self.device.type == "cuda":  # process-wide, as torch has it
             torch.set_float32_matmul_precision(t.matmul_precision)
+        # CPU: medium = bfloat16 products (oneDNN) inside fit()'s training steps only; high = float32
+        self.cpu_bf16 = self.device.type == "cpu" and t.matmul_precision == "medium" and cpu_bf16_available()
+        if self.device.type == "cpu" and t.matmul_precision == "medium":
+            self.log("train.matmul_precision=medium: training products in bfloat16 on this CPU (the mixture head "
+                     "and validation in float32)" if self.cpu_bf16 else
+                     "train.matmul_precision=medium: this CPU or torch has no bfloat16 products (oneDNN with "
+                     "AVX512-BF16/AMX, torch >= 2.9); training runs in float32")
 
         ck = None
         if resume:
@@ -674,7 +678,7 @@ class Trainer:
         if self.is_main and self._run_lock is None:
             self._lock_run_dir()
         try:
-            with self._stop_on_signals():
+            with self._stop_on_signals(), cpu_bf16_products(self.cpu_bf16):
                 return self._fit(num_steps)
         finally:
             self.release()

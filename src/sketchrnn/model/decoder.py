@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from ..precision import cuda_fp32_reduced, full_fp32_matmul
+from ..precision import cpu_fp32_reduced, cuda_fp32_reduced, full_fp32_matmul
 from .cells import make_cell
 
 __all__ = ["Decoder", "Float32Head"]
@@ -71,7 +71,8 @@ class _Float32Linear(torch.autograd.Function):
 
 class Float32Head(nn.Linear):
     """The mixture head ``Linear(H, 6M+3)``, multiplied in float32 even where the rest of the
-    model runs TF32 products (``train.matmul_precision: high``) or autocast (``medium``).
+    model runs TF32 products (``train.matmul_precision: high``), bf16 products (``medium``, CUDA
+    and oneDNN CPUs) or autocast.
 
     Why: the head turns h into the mixture's means and log-sigmas; a well-trained model has
     sharp components, and TF32's 10-bit mantissa in the head's products (its backward above
@@ -86,7 +87,8 @@ class Float32Head(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         dev = x.device.type
         reduced = x.dtype in (torch.float16, torch.bfloat16) or _autocast_on(dev) or (
-            dev == "cuda" and x.dtype == torch.float32 and cuda_fp32_reduced())
+            dev == "cuda" and x.dtype == torch.float32 and cuda_fp32_reduced()) or (
+            dev == "cpu" and x.dtype == torch.float32 and cpu_fp32_reduced())
         if not reduced:  # float32 / float64 products as they are
             return F.linear(x, self.weight, self.bias)
         return _Float32Linear.apply(x, self.weight, self.bias)
