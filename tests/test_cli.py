@@ -112,6 +112,9 @@ def test_info_reports_the_sampler_in_use(tmp_path):
     info = json.loads(r.stdout)
     assert info["cpu_sampler"] == "numpy" and info["native_status"] == "disabled by SKETCHRNN_NATIVE=0"
     assert info["cpu_train_lstm"] == "torch operations"
+    from sketchrnn.precision import cpu_bf16_available
+
+    assert info["cpu_bf16_products"].startswith("available" if cpu_bf16_available() else "not available")
     assert info["torch"] and isinstance(info["shipped_models"], list) and isinstance(info["cuda"], list)
     r = subprocess.run([sys.executable, "-m", "sketchrnn.cli", "info"], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "SKETCHRNN_CACHE_DIR": str(tmp_path)})

@@ -288,6 +288,7 @@ def cmd_info(a: argparse.Namespace) -> int:
     from . import __version__
     from .checkpoint import shipped_models
     from .fast import native
+    from .precision import cpu_bf16_available
 
     cuda = torch.cuda.is_available()
     info = {
@@ -299,6 +300,8 @@ def cmd_info(a: argparse.Namespace) -> int:
         "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "cpu_sampler": "native C kernel" if native.available() else "numpy",
         "cpu_train_lstm": "native C step kernels" if native.available() else "torch operations",
+        "cpu_bf16_products": ("available (train.matmul_precision=medium uses them)" if cpu_bf16_available()
+                              else "not available (needs AVX512-BF16 or AMX and torch >= 2.9)"),
         "native_status": native.status(),
         "native_cache": str(native.cache_dir()),
         "shipped_models": shipped_models(),
