@@ -118,7 +118,6 @@ def test_float32_head_and_validation_block_work_after_the_new_api(restore_precis
     """What broke on an H100 with torch 2.11: the head asked the generic getter. On the CPU the
     head takes the CUDA branch's decision only for CUDA tensors, so check the pieces it uses."""
     from sketchrnn.model.decoder import _float32_products
-    from sketchrnn.train import _full_fp32
 
     if NEW_API:
         torch.backends.cuda.matmul.fp32_precision = "tf32"
@@ -126,7 +125,7 @@ def test_float32_head_and_validation_block_work_after_the_new_api(restore_precis
         torch.backends.cuda.matmul.allow_tf32 = True
     with _float32_products("cpu"):
         assert not cuda_fp32_reduced()
-    with _full_fp32(torch.device("cuda")):
+    with full_fp32_matmul():  # Trainer.validate's block
         assert not cuda_fp32_reduced()
     assert cuda_fp32_reduced()
 

@@ -717,10 +717,9 @@ def test_eval_batch_size_changes_batching_not_the_figure(tmp_path, shapes_npz):
 
 
 def test_validation_runs_in_full_fp32_whatever_the_device():
-    """Validation's block forces float32 products on CUDA and on the CPU (oneDNN) alike, then
+    """Validation's block (``full_fp32_matmul``) forces float32 products on CUDA and on the CPU (oneDNN) alike, then
     puts back what was set (TF32 on CUDA; bf16 on the CPU where torch has the setting)."""
-    from sketchrnn.precision import cpu_fp32_reduced, cuda_fp32_reduced
-    from sketchrnn.train import _full_fp32
+    from sketchrnn.precision import cpu_fp32_reduced, cuda_fp32_reduced, full_fp32_matmul
 
     mk = getattr(torch.backends.mkldnn, "matmul", None)
     old_cpu = mk.fp32_precision if mk is not None and hasattr(mk, "fp32_precision") else None
@@ -729,11 +728,10 @@ def test_validation_runs_in_full_fp32_whatever_the_device():
         torch.set_float32_matmul_precision("high")
         if old_cpu is not None:
             mk.fp32_precision = "bf16"
-        for dev in ("cuda", "cpu"):
-            with _full_fp32(torch.device(dev)):
-                assert not cuda_fp32_reduced() and not cpu_fp32_reduced()
-            assert cuda_fp32_reduced()
-            assert cpu_fp32_reduced() is (old_cpu is not None)
+        with full_fp32_matmul():  # what Trainer.validate runs in, on any device
+            assert not cuda_fp32_reduced() and not cpu_fp32_reduced()
+        assert cuda_fp32_reduced()
+        assert cpu_fp32_reduced() is (old_cpu is not None)
     finally:
         torch.set_float32_matmul_precision(old)
         if old_cpu is not None:

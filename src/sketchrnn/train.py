@@ -92,13 +92,6 @@ class _Stats:
         return self.loss / n, self.r / n, self.kl / n
 
 
-@contextlib.contextmanager
-def _full_fp32(device: torch.device):
-    """Full float32 matrix products within the block (the process-wide setting back after)."""
-    with full_fp32_matmul():
-        yield
-
-
 TRIM_MULTIPLE = 8  # a trimmed batch keeps a multiple of this many steps (fewer distinct shapes to compile/capture)
 
 
@@ -636,7 +629,7 @@ class Trainer:
         differences between late checkpoints that pick best.pt."""
         cfg = self.cfg
         self.model.eval()
-        with self.averaged_weights(), _full_fp32(self.device), \
+        with self.averaged_weights(), full_fp32_matmul(), \
                 torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(1234)
             tot_r = tot_kl = 0.0
