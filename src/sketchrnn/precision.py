@@ -64,10 +64,10 @@ def cpu_fp32_reduced() -> bool:
 def cpu_bf16_products(enabled: bool = True) -> Iterator[None]:
     """Float32 matrix products on the CPU in bfloat16 within the block (where
     :func:`cpu_bf16_available`; otherwise, or with ``enabled`` False, nothing changes)."""
-    m = _mkldnn_matmul()
-    if not enabled or m is None or not cpu_bf16_available():
+    if not enabled or not cpu_bf16_available():  # available implies torch has the oneDNN setting
         yield
         return
+    m = _mkldnn_matmul()
     old = m.fp32_precision
     m.fp32_precision = "bf16"
     try:
