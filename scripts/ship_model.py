@@ -119,10 +119,13 @@ def main() -> int:
         "",
         "| metric | this model | teacher | gap |", "|---|---|---|---|",
     ]
+    def pct(g: float) -> str:  # a gap under 0.05 % keeps two decimals, so it never reads "-0.0 %"
+        return f"{g:+.2f} %" if abs(g) < 0.05 else f"{g:+.1f} %"
+
     for cls, res, real, real_all, teacher, teacher_real, gap in scored:
         tag = f"{cls} " if len(scored) > 1 else ""
         lines.append(f"| {tag}{main_metric} (test) | {f(res[main_metric])} | {f(teacher)} | "
-                     f"{'—' if gap is None else f'{gap:+.1f} % (bar: within {bar:g} %)'} |")
+                     f"{'—' if gap is None else f'{pct(gap)} (bar: within {bar:g} %)'} |")
         if cfg.conditional:
             lines.append(f"| {tag}recon_nll_per_point (test, z = mu) | {f(res['recon_nll_per_point'])} | {f(teacher)} | "
                          "must be below the teacher |")
@@ -130,7 +133,7 @@ def main() -> int:
         lines.append(f"| {tag}Magenta L_R (test) | {f(res['L_R'])} | | |")
         if real is not None:
             within = f" (those within max_seq_len {cfg.max_seq_len}, as the teacher's figure)" if real_all else ""
-            gap_real = f"{(real[main_metric] / teacher_real - 1.0) * 100:+.1f} %" if teacher_real else ""
+            gap_real = pct((real[main_metric] / teacher_real - 1.0) * 100) if teacher_real else ""
             lines.append(f"| {tag}{main_metric}, {real['n_sketches']} real QuickDraw drawings{within} | "
                          f"{f(real[main_metric])} | {f(teacher_real)} | {gap_real} |")
         if real_all is not None:
