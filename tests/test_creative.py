@@ -144,6 +144,32 @@ def test_analogy_with_b_equal_c_returns_a(cond, rng):
     np.testing.assert_allclose(res2.z[0], za.astype(np.float64) - zb + zc, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("strength", [0.0, 0.5, 2.0])
+def test_analogy_strength_scales_the_direction(cond, rng, strength):
+    a, b, c = _sketch(rng), _sketch(rng, 4, 4), _sketch(rng, 1, 12)
+    (za,), (zb,), (zc,) = encode(cond, [a]), encode(cond, [b]), encode(cond, [c])
+    res = C.analogy(cond, a, b, c, n=2, strength=strength)
+    np.testing.assert_allclose(res.z[0], zc.astype(np.float64) + strength * (za.astype(np.float64) - zb),
+                               rtol=1e-6, atol=1e-7)
+    assert res.info["strength"] == strength
+    with pytest.raises(DataError, match="strength"):
+        C.analogy(cond, a, b, c, strength=float("nan"))
+
+
+def test_mean_latent_is_the_mean_of_mu(cond, rng):
+    xs = [_sketch(rng), _sketch(rng, 4, 4), _sketch(rng, 1, 12)]
+    zs = encode(cond, xs)  # (3, Z)
+    m = C.mean_latent(cond, xs)
+    assert m.shape == (zs.shape[1],) and m.dtype == np.float32
+    np.testing.assert_allclose(m, zs.astype(np.float64).mean(0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(C.mean_latent(cond, [zs[0], xs[1]]), (zs[0] + zs[1]) / 2, rtol=1e-6, atol=1e-7)
+    # a direction from means passes into the analogy as latent vectors
+    res = C.analogy(cond, m, C.mean_latent(cond, xs[:1]), xs[2])
+    np.testing.assert_allclose(res.z[0], zs[2] + m - zs[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(DataError, match="no sketches"):
+        C.mean_latent(cond, [])
+
+
 @pytest.mark.parametrize("which", ["cond", "dec"])
 def test_completions_differ_and_hold_only_new_points(which, cond_long, dec_long, rng):
     lm = cond_long if which == "cond" else dec_long
@@ -353,6 +379,10 @@ def test_cli_conditional_verbs(tmp_path, model_files, inputs, capsys):
     assert np.load(out / "i" / "interpolation_z.npy").shape == (4, 6)
     assert len(load_npz(out / "i" / "interpolation.npz", "path")["path"]) == 4
     _ok(["analogy", str(j), str(j), str(s), "--index-b", "1", "--model", m, "--n", "2", "--out", str(out / "a")], capsys)
+    cap = _ok(["analogy", str(j), str(j), str(s), "--mean-a", "3", "--mean-b", "2", "--strength", "1.5",
+               "--model", m, "--n", "2", "--out", str(out / "a2")], capsys)
+    assert "mean z of 3 sketches" in cap.err and "mean z of 2 sketches" in cap.err
+    assert len(load_npz(out / "a2" / "analogy.npz", "result")["result"]) == 2
     _ok(["complete", str(j), "--model", m, "--n", "3", "--z", "prior", "--out", str(out / "c")], capsys)
     assert len(load_npz(out / "c" / "completions.npz", "full")["full"]) == 3
     _ok(["design-sheet", str(s), "--model", m, "--rows", "2", "--cols", "3", "--cell", "48", "--out", str(out / "d"),
@@ -384,6 +414,8 @@ def test_cli_decoder_only_complete_and_sheet(tmp_path, model_files, inputs, caps
     (["complete", "{j}", "--model", "{cond}", "--keep", "0"], "--keep"),
     (["design-sheet", "--model", "{cond}", "--rows", "3"], "even"),
     (["reconstruct", "{j}", "--model", "{cond}", "--temperatures", "0.1,x"], "--temperatures"),
+    (["analogy", "{j}", "{j}", "{j}", "--model", "{cond}", "--mean-a", "-1"], "--mean-a must be >= 0"),
+    (["analogy", "{j}", "{j}", "{j}", "--model", "{cond}", "--strength", "nan"], "strength must be a finite"),
 ])
 def test_cli_errors_are_one_line(tmp_path, model_files, inputs, capsys, verb_args, needle):
     j, _ = inputs

@@ -84,3 +84,37 @@ def test_decoder_only_section_draws_samples_and_completions(G, tmp_path, shared_
     readme = (out / "README.md").read_text()
     assert f"## Decoder-only {cls} trained by this project" in readme
     assert readme.count("measured quality: untrained test model.") == 2  # one caption per picture
+
+
+def test_vae_sections_draw_toothbrushes_and_the_averaged_analogy(G, tmp_path, shared_dir):
+    """The `--cat` and `--catpig` sections end to end with tiny untrained VAEs: the toothbrush
+    set and the analogy averaged over the teacher's pigs are drawn and captioned."""
+    need = [shared_dir / "data" / "quickdraw" / "simplified" / f"{c}.ndjson" for c in ("cat", "pig", "toothbrush", "chair")]
+    need.append(shared_dir / "data" / "distilled" / "pig.npz")
+    missing = [str(p) for p in need if not p.is_file()]
+    if missing:
+        pytest.skip(f"shared data not present: {', '.join(missing)}")
+    import torch
+
+    from sketchrnn.checkpoint import save_weights
+    from sketchrnn.config import ModelConfig
+    from sketchrnn.model import SketchRNN
+
+    cfg = ModelConfig(conditional=True, dec_model="lstm", enc_rnn_size=8, dec_rnn_size=16, z_size=8, num_mixture=3,
+                      max_seq_len=168)
+    torch.manual_seed(0)
+    paths = {}
+    for role, classes in (("cat", ["cat"]), ("catpig", ["cat", "pig"])):
+        paths[role] = tmp_path / f"tiny_{role}.safetensors"
+        save_weights(paths[role], SketchRNN(cfg), cfg, 70.0, classes)
+    out = tmp_path / "gallery"
+    assert G.main(["--out", str(out), "--shared", str(shared_dir), "--no-magenta", "--no-shipped",
+                   "--cat", str(paths["cat"]), "--catpig", str(paths["catpig"]),
+                   "--note", "cat=untrained test model", "--note", "catpig=untrained test model"]) == 0
+    for fn in ("vae_cat_reconstruct.png", "vae_cat_toothbrushes.png", "vae_catpig_analogy.png",
+               "vae_catpig_analogy_mean.png"):
+        assert (out / fn).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fn
+    readme = (out / "README.md").read_text()
+    assert "drawings 0 and 15" in readme and "Every toothbrush" in readme
+    assert "mean z(full pig) - mean z(pig head)" in readme and "strength s = 1, 1.5, 2" in readme
+    assert "Seen with the shipped model" not in readme  # what was seen holds for the shipped models only

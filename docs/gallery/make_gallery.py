@@ -573,6 +573,24 @@ def _load_vae(role: str, spec: str | None, args, notes: dict[str, str], skipped:
 
 
 TEMPS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
+# Toothbrush rows of vae_cat_reconstruct.png: the file's first drawing (flat, horizontal) and a
+# slanted one with bristles (paper Fig. 5's cat-like toothbrush), picked by eye from the full set.
+TOOTHBRUSHES = (0, 15)
+# What the full set shows, written after looking at it (2026-12-06, shipped `cat` at 45,544 steps);
+# captions carry it only for the shipped model.
+TOOTHBRUSH_TEXT = ("Seen with the shipped model: 7 of the 25 (2, 5, 11, 15, 17, 21, 23, mostly slanted or upright "
+                   "ones) come back with a cat's ears or whiskers, the paper's cat-like toothbrush; the flat "
+                   "horizontal ones (0, 1, 6, 12-14, 16, 22) come back as long ovals.")
+# The averaged analogy (vae_catpig_analogy_mean.png): pigs scanned for a cuttable head, the cats
+# and strengths shown.
+ANALOGY_PIGS = 600
+ANALOGY_CATS = (0, 9, 17)
+ANALOGY_STRENGTHS = (1.0, 1.5, 2.0)
+# Seen 2026-12-06 with the shipped `catpig` (20,258 steps), 218 of the 600 pigs used:
+ANALOGY_TEXT = ("Seen with the shipped model: at s = 1 cats 0 and 17 stay heads and cat 9 turns into pigs with "
+                "bodies; at s = 1.5 cat 17 gets a body twice (a cat head on a long body with a tail, a whiskered "
+                "face on an oval); at s = 2 the bodies come with pigs' snouts. In this model 'body' and 'pig' are "
+                "not separate directions, so the paper's whole cat appears only now and then.")
 
 
 def _recon_grid(ctx: VaeCtx, rows: list[tuple[str, np.ndarray]], fn: str, n: int = 2) -> None:
@@ -624,15 +642,30 @@ def cat_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
         i3, (s3, how) = found
         rows += [(f"cat {i3}", ctx.fit(cats[i3], f"cat {i3}")), ("3 eyes", ctx.fit(s3, "three-eyed cat"))]
         eye_text = f"cat drawing {i3} and the same drawing with a third eye ({how})"
-    tb = ctx.drawings("toothbrush")[0]
-    rows.append(("toothbrush", ctx.fit(tb, "toothbrush 0")))
+    tbs = ctx.drawings("toothbrush")
+    tb_rows = [i for i in TOOTHBRUSHES if i < len(tbs)]
+    rows += [(f"toothbrush {i}", ctx.fit(tbs[i], f"toothbrush {i}")) for i in tb_rows]
     fn = "vae_cat_reconstruct.png"
     _recon_grid(ctx, rows, fn)
     entries.append(Entry(sec, fn,
         f"Reconstructions (paper Fig. 4-6): each row starts with the input in grey, then 2 decodings of z = mu(input) "
         f"at each temperature {', '.join(f'{t:g}' for t in TEMPS)} (black). Rows: real cats {', '.join(map(str, real))} "
-        f"(`simplified/cat.ndjson`), {eye_text}, and a toothbrush (`simplified/toothbrush.ndjson` drawing 0) the "
-        f"model has never seen. Seed {ctx.seed} + temperature index. {cav}"))
+        f"(`simplified/cat.ndjson`), {eye_text}, and toothbrushes (`simplified/toothbrush.ndjson` drawings "
+        f"{' and '.join(map(str, tb_rows))}: the file's first, drawn flat, and a slanted one with bristles, picked by "
+        f"eye from `vae_cat_toothbrushes.png`) the model has never seen. Seed {ctx.seed} + temperature index. {cav}"))
+
+    items, labels = [], []
+    fitted = [ctx.fit(t, f"toothbrush {i}") for i, t in enumerate(tbs)]
+    for i, (x, recs) in enumerate(zip(fitted, C.reconstructions(ctx.lm, fitted, n=2, temperatures=[0.1],
+                                                                 seed=ctx.seed))):
+        items += [_grey(x)] + [_ink(r) for r in recs[0]]
+        labels += [f"toothbrush {i}", "t=0.1", "t=0.1"]
+    fn = "vae_cat_toothbrushes.png"
+    _save_png(ctx.out / fn, _labelled(items, labels, ncols=12, cell=80))
+    entries.append(Entry(sec, fn,
+        f"Every toothbrush in `simplified/toothbrush.ndjson` ({len(tbs)}, grey) encoded by the cat model and decoded "
+        f"twice at temperature 0.1 (seed {ctx.seed}): the unpicked set behind the rows above. {TOOTHBRUSH_TEXT if ctx.spec == 'cat' else ''} {cav}"))
+    _log(f"wrote {fn}")
 
     chairs = ctx.drawings("chair")
     rows = [(f"chair {i}", ctx.fit(chairs[i], f"chair {i}")) for i in (0, 1, 2, 3)]
@@ -765,6 +798,44 @@ def catpig_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
         f"Latent arithmetic (paper Fig. 7): z(full pig {i}) - z(pig head) + z(cat head, cat drawing {ci}), decoded "
         f"{n} times at temperature {tau:g} (seed {ctx.seed}). The pig head is cut from pig drawing {i} ({how}). "
         f"If z behaves like the paper's, the result is a whole cat with a body. {cav}"))
+    _log(f"wrote {fn}")
+
+    # The same arithmetic with the direction averaged over many pigs: mean z(full pig) - mean
+    # z(its head), heads cut by head_only from the teacher's test pigs (the distilled pig.npz).
+    from sketchrnn.data.io import fit_sketch, read_strokes_file
+
+    src = ctx.shared / "data" / "distilled" / "pig.npz"
+    if not src.is_file():
+        _log(f"note: {src} not found; the averaged analogy is skipped")
+        return
+    fulls, heads = [], []
+    for p in read_strokes_file(src, split="test")[:ANALOGY_PIGS]:
+        r = head_only(p)
+        if r is None:
+            continue
+        h = fit_sketch(r[0], ctx.lm.config.max_seq_len, where="pig head")[0]
+        if len(h) >= 5:  # a head of a few points is a cut gone wrong
+            fulls.append(fit_sketch(p, ctx.lm.config.max_seq_len, where="pig")[0])
+            heads.append(h)
+    z_full, z_head = C.mean_latent(ctx.lm, fulls), C.mean_latent(ctx.lm, heads)
+    items, labels = [], []
+    for cj in ANALOGY_CATS:
+        c = ctx.fit(cats[cj], f"cat {cj}")
+        items.append(_grey(c))
+        labels.append(f"cat {cj}")
+        for st in ANALOGY_STRENGTHS:
+            d = C.analogy(ctx.lm, z_full, z_head, c, n=3, temperature=tau, seed=ctx.seed, strength=st)
+            items += [_ink(x) for x in d.sketches]
+            labels += [f"s={st:g}"] * 3
+    fn = "vae_catpig_analogy_mean.png"
+    _save_png(ctx.out / fn, _labelled(items, labels, ncols=1 + 3 * len(ANALOGY_STRENGTHS), cell=90))
+    entries.append(Entry(sec, fn,
+        f"The analogy with a steadier direction: z(cat) + s * (mean z(full pig) - mean z(pig head)), the means over "
+        f"{len(fulls)} of the first {ANALOGY_PIGS} pigs of the teacher's test split (`distilled/pig.npz`) whose head "
+        f"`head_only` could cut, strength s = {', '.join(f'{v:g}' for v in ANALOGY_STRENGTHS)} (s = 1 is the paper's "
+        f"arithmetic), 3 decodings each at temperature {tau:g} (seed {ctx.seed}); rows: cat drawings "
+        f"{', '.join(map(str, ANALOGY_CATS))} (grey). API `creative.mean_latent` + `analogy(..., strength=s)`; CLI "
+        f"`sketchrnn analogy --mean-a K --mean-b K --strength s`. {ANALOGY_TEXT if ctx.spec == 'catpig' else ''} {cav}"))
     _log(f"wrote {fn}")
 
 

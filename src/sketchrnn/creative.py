@@ -52,6 +52,7 @@ __all__ = [
     "latent",
     "lattice_centres",
     "lerp",
+    "mean_latent",
     "prepare_sketches",
     "reconstructions",
     "render_lattice",
@@ -227,21 +228,36 @@ def interpolate(loaded, a: np.ndarray, b: np.ndarray, k: int = 8, method: str = 
     return Decoded(sk, z, {"t": t.tolist(), "method": method, "temperature": temperature, "greedy": greedy})
 
 
+def mean_latent(loaded, sketches: Sequence[np.ndarray], where: str = "sketches") -> np.ndarray:
+    """The mean of mu(x) over several sketches, ``(Z,)``: an attribute's direction is steadier as
+    the difference of two such means (e.g. 200 full pigs minus their heads) than of two drawings."""
+    xs = list(sketches)
+    if not xs:
+        raise DataError(f"{where}: no sketches to average")
+    zs = np.stack([latent(loaded, x, f"{where}[{i}]") for i, x in enumerate(xs)])  # (N, Z)
+    return zs.astype(np.float64).mean(axis=0).astype(np.float32)
+
+
 def analogy(loaded, a: np.ndarray, b: np.ndarray, c: np.ndarray, n: int = 1, temperature: float = 0.1,
-            greedy: bool = False, seed: int | None = 0, temperature_mode: str = "paper") -> Decoded:
-    """Latent vector arithmetic z = z(a) − z(b) + z(c) (paper Sec. 4.3, Fig. 7), decoded ``n``
-    times: e.g. a = full pig, b = pig head, c = cat head -> a full cat. ``a``, ``b``, ``c``
-    are sketches or latent vectors; ``z`` of the result is ``(n, Z)`` (all rows equal)."""
+            greedy: bool = False, seed: int | None = 0, temperature_mode: str = "paper",
+            strength: float = 1.0) -> Decoded:
+    """Latent vector arithmetic z = z(c) + strength * (z(a) − z(b)) (paper Sec. 4.3, Fig. 7; the
+    paper's is ``strength`` 1), decoded ``n`` times: e.g. a = full pig, b = pig head, c = cat
+    head -> a full cat. ``a``, ``b``, ``c`` are sketches or latent vectors (for a direction
+    averaged over many sketches pass :func:`mean_latent` of each set); ``z`` of the result is
+    ``(n, Z)`` (all rows equal)."""
     _need_conditional(loaded, "analogy")
-    za, zb, zc = (latent(loaded, x, w) for x, w in ((a, "sketch a"), (b, "sketch b"), (c, "sketch c")))
-    z = (za.astype(np.float64) - zb + zc).astype(np.float32)
     if n < 1:
         raise DataError(f"n must be >= 1, got {n}")
+    if not np.isfinite(strength):
+        raise DataError(f"strength must be a finite number, got {strength}")
+    za, zb, zc = (latent(loaded, x, w) for x, w in ((a, "sketch a"), (b, "sketch b"), (c, "sketch c")))
+    z = (zc.astype(np.float64) + strength * (za.astype(np.float64) - zb)).astype(np.float32)
     from .api import decode
 
     zz = np.repeat(z[None, :], n, axis=0)  # (n, Z)
     sk = decode(loaded, zz, temperature=temperature, greedy=greedy, seed=seed, temperature_mode=temperature_mode)
-    return Decoded(sk, zz, {"temperature": temperature, "greedy": greedy})
+    return Decoded(sk, zz, {"temperature": temperature, "greedy": greedy, "strength": strength})
 
 
 def _prefix_fit(loaded, sketch: np.ndarray, size: float | None) -> np.ndarray:

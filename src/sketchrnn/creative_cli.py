@@ -219,17 +219,29 @@ def cmd_interpolate(a: argparse.Namespace) -> int:
 @verb("analogy")
 def cmd_analogy(a: argparse.Namespace) -> int:
     """z(A) - z(B) + z(C), decoded ``--n`` times."""
-    from .creative import analogy
+    from .creative import analogy, mean_latent
 
     lm = _load(a)
-    (xa,) = _inputs(a.a, a, lm, [a.index_a])
-    (xb,) = _inputs(a.b, a, lm, [a.index_b])
+    picked = {}
+    for name in ("a", "b"):
+        k = getattr(a, f"mean_{name}")
+        if k < 0:
+            raise DataError(f"--mean-{name} must be >= 0 (0: one sketch, --index-{name}), got {k}")
+        if k:  # the mean z over the first k sketches stands for the input; the first one is drawn
+            xs = _inputs(getattr(a, name), a, lm, None, limit=k)
+            picked[name] = (xs[0], mean_latent(lm, xs, where=getattr(a, name)))
+            _note(f"{name.upper()}: mean z of {len(xs)} sketches from {getattr(a, name)}")
+        else:
+            (x,) = _inputs(getattr(a, name), a, lm, [getattr(a, f"index_{name}")])
+            picked[name] = (x, x)
     (xc,) = _inputs(a.c, a, lm, [a.index_c])
-    res = analogy(lm, xa, xb, xc, n=a.n, temperature=a.temperature, greedy=a.greedy, seed=a.seed,
-                  temperature_mode=a.temperature_mode)
+    (xa, za), (xb, zb) = picked["a"], picked["b"]
+    res = analogy(lm, za, zb, xc, n=a.n, temperature=a.temperature, greedy=a.greedy, seed=a.seed,
+                  temperature_mode=a.temperature_mode, strength=a.strength)
     out = _outdir(a)
     cells = [xa, xb, xc] + res.sketches
-    labels = ["A", "- B", "+ C"] + [f"= #{j}" for j in range(len(res.sketches))]
+    labels = [f"A (mean of {a.mean_a})" if a.mean_a else "A", f"- B (mean of {a.mean_b})" if a.mean_b else "- B",
+              "+ C"] + [f"= #{j}" for j in range(len(res.sketches))]
     written = _write_grid(out, "analogy", cells, min(len(cells), 8), labels, a.cell)
     written.append(_save_npz(out / "analogy.npz", {"input": [xa, xb, xc], "result": res.sketches}))
     return _done(written)
@@ -418,6 +430,12 @@ def add_parsers(sub) -> None:
     an.add_argument("--n", type=int, default=4)
     an.add_argument("--temperature", type=float, default=0.1)
     an.add_argument("--greedy", action="store_true")
+    an.add_argument("--strength", type=float, default=1.0,
+                    help="z(C) + STRENGTH * (z(A) - z(B)); 1 is the paper's (default: 1)")
+    for name in ("a", "b"):
+        an.add_argument(f"--mean-{name}", type=int, default=0, metavar="K",
+                        help=f"use the mean z of the first K sketches of {name.upper()} (paired files of many "
+                             f"drawings give a steadier direction); 0: the one sketch --index-{name} (default)")
 
     c = sub.add_parser("complete", help="continue an incomplete sketch (conditional or decoder-only models)")
     c.add_argument("input", help=fmt)
