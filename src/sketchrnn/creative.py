@@ -4,7 +4,8 @@ completions, design sheets with seamless tiles, and animations.
 Sketches are stroke-3 arrays in data units (pixels for QuickDraw-like models); latent
 vectors are numpy ``(Z,)`` / ``(N, Z)``. The ideas follow Ha & Eck 2017 (arXiv:1704.03477):
 Sec. 4.2 (reconstructions at several temperatures), Sec. 4.3 (latent interpolation and
-"latent space vector arithmetic", e.g. cat head + (full pig − pig head)), Sec. 4.4
+"latent space vector arithmetic", e.g. cat head + (full pig − pig head); :func:`mean_latent`
+averages a side over many drawings and ``strength`` scales the added direction), Sec. 4.4
 (completing an incomplete sketch: the decoder is primed with the given strokes and then
 samples), Sec. 5 (design: many similar but unique variations of a motif). Spherical
 interpolation (slerp) is what Magenta's sketch-rnn notebook uses for Gaussian latents.
