@@ -168,6 +168,8 @@ def test_mean_latent_is_the_mean_of_mu(cond, rng):
     np.testing.assert_allclose(res.z[0], zs[2] + m - zs[0], rtol=1e-5, atol=1e-6)
     with pytest.raises(DataError, match="no sketches"):
         C.mean_latent(cond, [])
+    with pytest.raises(DataError, match=r"sketches\[1\]: a latent vector of size 3 does not fit"):
+        C.mean_latent(cond, [xs[0], np.zeros(3)])
 
 
 @pytest.mark.parametrize("which", ["cond", "dec"])

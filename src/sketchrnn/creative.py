@@ -232,11 +232,23 @@ def interpolate(loaded, a: np.ndarray, b: np.ndarray, k: int = 8, method: str = 
 def mean_latent(loaded, sketches: Sequence[np.ndarray], where: str = "sketches") -> np.ndarray:
     """The mean of mu(x) over several sketches, ``(Z,)``: an attribute's direction is steadier as
     the difference of two such means (e.g. 200 full pigs minus their heads) than of two drawings."""
+    from .api import encode
+
     xs = list(sketches)
     if not xs:
         raise DataError(f"{where}: no sketches to average")
-    zs = np.stack([latent(loaded, x, f"{where}[{i}]") for i, x in enumerate(xs)])  # (N, Z)
-    return zs.astype(np.float64).mean(axis=0).astype(np.float32)
+    _need_conditional(loaded, "encoding a sketch")
+    zs = [np.asarray(x, dtype=np.float32) for x in xs if _is_z(x, loaded.config.z_size)]
+    todo = [(i, x) for i, x in enumerate(xs) if not _is_z(x, loaded.config.z_size)]
+    for k in range(0, len(todo), 256):  # encoded in batches: one forward pass per 256 sketches
+        part = todo[k:k + 256]
+        for i, x in part:
+            if np.asarray(x).ndim == 1:
+                raise DataError(f"{where}[{i}]: a latent vector of size {np.asarray(x).shape[0]} does not fit "
+                                f"model {loaded.name} (z_size {loaded.config.z_size})")
+        fitted = [prepare_sketches(loaded, [x], where=f"{where}[{i}]")[0] for i, x in part]
+        zs += list(encode(loaded, fitted))  # (n, Z)
+    return np.stack(zs).astype(np.float64).mean(axis=0).astype(np.float32)  # (N, Z) -> (Z,)
 
 
 def analogy(loaded, a: np.ndarray, b: np.ndarray, c: np.ndarray, n: int = 1, temperature: float = 0.1,
