@@ -117,20 +117,25 @@ def _is_z(x: Any, z_size: int) -> bool:
     return a.ndim == 1 and a.shape[0] == z_size and a.dtype.kind in "fiu"
 
 
+def _as_z_or_sketch(loaded, x: Any, where: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(z, None)`` for a latent vector, ``(None, fitted sketch)`` for a stroke-3 sketch."""
+    zs = loaded.config.z_size
+    if _is_z(x, zs):
+        return np.asarray(x, dtype=np.float32), None
+    a = np.asarray(x)
+    if a.ndim == 1:
+        raise DataError(f"{where}: a latent vector of size {a.shape[0]} does not fit model {loaded.name} (z_size {zs})")
+    return None, prepare_sketches(loaded, [a], where=where)[0]
+
+
 def latent(loaded, x: np.ndarray, where: str = "input") -> np.ndarray:
     """``x`` as a latent vector ``(Z,)``: a z is returned as is, a stroke-3 sketch is encoded
     (z = mu(x), Eq. 2 without noise)."""
     from .api import encode
 
     _need_conditional(loaded, "encoding a sketch")
-    zs = loaded.config.z_size
-    if _is_z(x, zs):
-        return np.asarray(x, dtype=np.float32)
-    a = np.asarray(x)
-    if a.ndim == 1:
-        raise DataError(f"{where}: a latent vector of size {a.shape[0]} does not fit model {loaded.name} (z_size {zs})")
-    (s,) = prepare_sketches(loaded, [a], where=where)
-    return encode(loaded, [s])[0]
+    z, s = _as_z_or_sketch(loaded, x, where)
+    return z if z is not None else encode(loaded, [s])[0]
 
 
 # --------------------------------------------------------------------------- latent maths
@@ -238,16 +243,11 @@ def mean_latent(loaded, sketches: Sequence[np.ndarray], where: str = "sketches")
     if not xs:
         raise DataError(f"{where}: no sketches to average")
     _need_conditional(loaded, "encoding a sketch")
-    zs = [np.asarray(x, dtype=np.float32) for x in xs if _is_z(x, loaded.config.z_size)]
-    todo = [(i, x) for i, x in enumerate(xs) if not _is_z(x, loaded.config.z_size)]
+    parsed = [_as_z_or_sketch(loaded, x, f"{where}[{i}]") for i, x in enumerate(xs)]
+    zs = [z for z, _ in parsed if z is not None]
+    todo = [s for _, s in parsed if s is not None]
     for k in range(0, len(todo), 256):  # encoded in batches: one forward pass per 256 sketches
-        part = todo[k:k + 256]
-        for i, x in part:
-            if np.asarray(x).ndim == 1:
-                raise DataError(f"{where}[{i}]: a latent vector of size {np.asarray(x).shape[0]} does not fit "
-                                f"model {loaded.name} (z_size {loaded.config.z_size})")
-        fitted = [prepare_sketches(loaded, [x], where=f"{where}[{i}]")[0] for i, x in part]
-        zs += list(encode(loaded, fitted))  # (n, Z)
+        zs += list(encode(loaded, todo[k:k + 256]))  # (n, Z)
     return np.stack(zs).astype(np.float64).mean(axis=0).astype(np.float32)  # (N, Z) -> (Z,)
 
 
