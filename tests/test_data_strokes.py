@@ -133,3 +133,13 @@ def test_clean_keeps_the_drawing(s3, zeros, seed):
     for p, q in zip(pa, pc):
         np.testing.assert_array_equal(_dedup(p), _dedup(q))
     assert not ((c[1:, 0] == 0) & (c[1:, 1] == 0) & (c[1:, 2] == 0) & (c[:-1, 2] == 0)).any()
+
+
+@pytest.mark.parametrize("eps", [0.0, -1.0])
+def test_rdp_without_tolerance_keeps_every_point(eps):
+    # collinear and repeated points too: a non-positive epsilon means "do not simplify"
+    from sketchrnn.data.strokes import rdp
+
+    pts = np.array([[0, 0], [1, 0], [2, 0], [2, 0], [3, 1]], dtype=np.float64)
+    np.testing.assert_array_equal(rdp(pts, eps), pts)
+    assert rdp(pts, 0.5).tolist() == [[0, 0], [2, 0], [3, 1]]

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from .strokes import from_polylines, normalize_size, to_polylines
+from .strokes import from_polylines, normalize_size, rdp, to_polylines
 
 __all__ = [
     "QUICKDRAW_SIZE",
@@ -536,36 +536,6 @@ def _dedupe(line: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- simplification
-def rdp(points: np.ndarray, epsilon: float) -> np.ndarray:
-    """Ramer–Douglas–Peucker: keep the end points and every point farther than ``epsilon``
-    from the chord of its span (Douglas & Peucker 1973). ``points`` ``(n, 2)``."""
-    pts = np.asarray(points, dtype=np.float64)
-    n = len(pts)
-    if n < 3 or epsilon <= 0:
-        return pts.copy()
-    keep = np.zeros(n, dtype=bool)
-    keep[0] = keep[-1] = True
-    stack = [(0, n - 1)]
-    while stack:
-        i, j = stack.pop()
-        if j <= i + 1:
-            continue
-        seg = pts[j] - pts[i]
-        rel = pts[i + 1:j] - pts[i]  # (j-i-1, 2)
-        norm = math.hypot(seg[0], seg[1])
-        if norm > 0:
-            dist = np.abs(seg[0] * rel[:, 1] - seg[1] * rel[:, 0]) / norm
-        else:
-            dist = np.hypot(rel[:, 0], rel[:, 1])
-        k = int(np.argmax(dist))
-        if dist[k] > epsilon:
-            m = i + 1 + k
-            keep[m] = True
-            stack.append((i, m))
-            stack.append((m, j))
-    return pts[keep]
-
-
 def simplify_strokes(s3: np.ndarray, epsilon: float) -> np.ndarray:
     """RDP on every stroke of a stroke-3 sketch (start point kept at the origin)."""
     polys = to_polylines(np.asarray(s3, dtype=np.float32))

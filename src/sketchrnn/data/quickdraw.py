@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import DataError
-from .strokes import from_polylines
+from .strokes import from_polylines, rdp
 
 MAX_COORD = 1e9  # |x|, |y| beyond this are not screen pixels (and would overflow float32 offsets)
 MAX_RESAMPLED = 1_000_000  # points one drawing may have after 1 px resampling (Google's: ~10^3)
@@ -107,36 +107,6 @@ def resample_polyline(pts: np.ndarray, spacing: float = 1.0) -> np.ndarray:
     if s[-1] < total:
         s = np.append(s, total)
     return np.stack([np.interp(s, cum, p[:, 0]), np.interp(s, cum, p[:, 1])], axis=1)  # (m, 2)
-
-
-def rdp(pts: np.ndarray, epsilon: float) -> np.ndarray:
-    """Ramer-Douglas-Peucker: keep the ends; split at the farthest point from the line
-    through the chord's ends while that distance exceeds ``epsilon`` (iterative)."""
-    p = np.asarray(pts, dtype=np.float64)
-    n = len(p)
-    if n < 3:
-        return p.copy()
-    keep = np.zeros(n, dtype=bool)
-    keep[0] = keep[-1] = True
-    stack = [(0, n - 1)]
-    while stack:
-        a, b = stack.pop()
-        if b <= a + 1:
-            continue
-        d = p[b] - p[a]
-        rel = p[a + 1:b] - p[a]  # (k, 2)
-        length = float(np.hypot(d[0], d[1]))
-        if length == 0.0:
-            dist = np.hypot(rel[:, 0], rel[:, 1])
-        else:
-            dist = np.abs(d[0] * rel[:, 1] - d[1] * rel[:, 0]) / length
-        i = int(np.argmax(dist))
-        if dist[i] > epsilon:
-            k = a + 1 + i
-            keep[k] = True
-            stack.append((a, k))
-            stack.append((k, b))
-    return p[keep]
 
 
 def simplify_drawing(raw_strokes: Sequence[Any], size: float = 255.0, spacing: float = 1.0,

@@ -33,6 +33,7 @@ __all__ = [
     "bounds",
     "normalize_size",
     "clean",
+    "rdp",
 ]
 
 START_TOKEN = np.array([0.0, 0.0, 1.0, 0.0, 0.0], dtype=np.float32)
@@ -172,3 +173,35 @@ def clean(s3: np.ndarray) -> np.ndarray:
     out = a[~useless]
     out[-1, 2] = 1.0
     return out
+
+
+def rdp(points: np.ndarray, epsilon: float) -> np.ndarray:
+    """Ramer-Douglas-Peucker (Douglas & Peucker 1973) on one polyline ``(n, 2)``: keep the end
+    points and split at the point farthest from the chord of its span while that distance
+    exceeds ``epsilon`` (iterative, no recursion limit). ``epsilon <= 0`` keeps every point.
+    Used by the QuickDraw pipeline (epsilon 2.0 after resampling) and by SVG import."""
+    pts = np.asarray(points, dtype=np.float64)
+    n = len(pts)
+    if n < 3 or epsilon <= 0:
+        return pts.copy()
+    keep = np.zeros(n, dtype=bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, n - 1)]
+    while stack:
+        i, j = stack.pop()
+        if j <= i + 1:
+            continue
+        seg = pts[j] - pts[i]
+        rel = pts[i + 1:j] - pts[i]  # (j-i-1, 2)
+        norm = float(np.hypot(seg[0], seg[1]))
+        if norm > 0:
+            dist = np.abs(seg[0] * rel[:, 1] - seg[1] * rel[:, 0]) / norm  # distance to the chord's line
+        else:
+            dist = np.hypot(rel[:, 0], rel[:, 1])  # closed span: distance to its end point
+        k = int(np.argmax(dist))
+        if dist[k] > epsilon:
+            m = i + 1 + k
+            keep[m] = True
+            stack.append((i, m))
+            stack.append((m, j))
+    return pts[keep]
