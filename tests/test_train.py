@@ -797,3 +797,13 @@ def test_ship_model_script_writes_a_card_the_checks_read(tmp_path, shapes_npz, r
     (row,) = shipped_quality("tiny", out)
     assert row["teacher"] == 5.0 and row["bar_percent"] == 3.0
     assert row["ours"] == pytest.approx(checks[0]["value"], abs=1e-4)  # the whole split is the first n here
+    # the gap cell says how far from the bar, so a rounded "+3.0 %" can no longer read as a pass
+    import re
+
+    cell = re.search(r"\| ([+-]\d+\.\d\d) % \(bar: within 3 %; (\d+\.\d{4}) (short|to spare)\) \|",
+                     (out / "tiny.md").read_text())
+    assert cell is not None
+    ours, limit = row["ours"], 5.0 * 1.03
+    assert float(cell.group(1)) == pytest.approx((ours / 5.0 - 1) * 100, abs=0.006)
+    assert cell.group(3) == ("short" if ours > limit else "to spare")
+    assert float(cell.group(2)) == pytest.approx(abs(ours - limit), abs=2e-4)
