@@ -122,17 +122,17 @@ def main() -> int:
     def pct(g: float) -> str:  # a gap under 0.05 % keeps two decimals, so it never reads "-0.0 %"
         return f"{g:+.2f} %" if abs(g) < 0.05 else f"{g:+.1f} %"
 
-    def gap_cell(ours: float, teacher: float, gap: float) -> str:
+    def gap_cell(ours: float, teacher: float) -> str:
         # two decimals and the distance to the bar in nats per point: "+3.0 %" next to "within 3 %"
         # read as a pass when the model was 0.002 short
         limit = teacher * (1.0 + bar / 100.0)
         side = f"{ours - limit:.4f} short" if ours > limit else f"{limit - ours:.4f} to spare"
-        return f"{gap:+.2f} % (bar: within {bar:g} %; {side})"
+        return f"{(ours / teacher - 1.0) * 100:+.2f} % (bar: within {bar:g} %; {side})"
 
     for cls, res, real, real_all, teacher, teacher_real, gap in scored:
         tag = f"{cls} " if len(scored) > 1 else ""
         lines.append(f"| {tag}{main_metric} (test) | {f(res[main_metric])} | {f(teacher)} | "
-                     f"{'—' if gap is None else gap_cell(res[main_metric], teacher, gap)} |")
+                     f"{'—' if gap is None else gap_cell(res[main_metric], teacher)} |")
         if cfg.conditional:
             lines.append(f"| {tag}recon_nll_per_point (test, z = mu) | {f(res['recon_nll_per_point'])} | {f(teacher)} | "
                          "must be below the teacher |")
