@@ -120,7 +120,7 @@ def _build_and_load() -> tuple[Any, str]:
                     try:
                         lib = _open(path)
                     except (OSError, AttributeError):  # damaged cache entry: build it again
-                        path.unlink()
+                        path.unlink(missing_ok=True)  # a concurrent process may have removed it
                 if lib is None:
                     why = _build(cc, path) or ""
                     if not why:
