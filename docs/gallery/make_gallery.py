@@ -576,21 +576,22 @@ TEMPS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 # Toothbrush rows of vae_cat_reconstruct.png: the file's first drawing (flat, horizontal) and a
 # slanted one with bristles (paper Fig. 5's cat-like toothbrush), picked by eye from the full set.
 TOOTHBRUSHES = (0, 15)
-# What the full set shows, written after looking at it (2026-12-06, shipped `cat` at 45,544 steps);
+# What the full set shows, written after looking at it (2026-12-07, shipped `cat` at 48,793 steps);
 # captions carry it only for the shipped model.
-TOOTHBRUSH_TEXT = ("Seen with the shipped model: 7 of the 25 (2, 5, 11, 15, 17, 21, 23, mostly slanted or upright "
-                   "ones) come back with a cat's ears or whiskers, the paper's cat-like toothbrush; the flat "
-                   "horizontal ones (0, 1, 6, 12-14, 16, 22) come back as long ovals.")
+TOOTHBRUSH_TEXT = ("Seen with the shipped model: 9 of the 25 (2, 3, 7, 8, 11, 15, 20, 21, 23, most of them "
+                   "slanted or upright) come back with a cat's ears or whiskers, the paper's cat-like "
+                   "toothbrush; the flat horizontal ones (0, 1, 6, 12-14, 16, 22) come back as long ovals.")
 # The averaged analogy (vae_catpig_analogy_mean.png): pigs scanned for a cuttable head, the cats
 # and strengths shown.
 ANALOGY_PIGS = 600
 ANALOGY_CATS = (0, 9, 17)
 ANALOGY_STRENGTHS = (1.0, 1.5, 2.0)
-# Seen 2026-12-06 with the shipped `catpig` (20,258 steps), 218 of the 600 pigs used:
-ANALOGY_TEXT = ("Seen with the shipped model: at s = 1 cats 0 and 17 stay heads and cat 9 turns into pigs with "
-                "bodies; at s = 1.5 cat 17 gets a body twice (a cat head on a long body with a tail, a whiskered "
-                "face on an oval); at s = 2 the bodies come with pigs' snouts. In this model 'body' and 'pig' are "
-                "not separate directions, so the paper's whole cat appears only now and then.")
+# Seen 2026-12-07 with the shipped `catpig` (21,733 steps), 218 of the 600 pigs used:
+ANALOGY_TEXT = ("Seen with the shipped model: at s = 1 cats 0 and 17 stay heads but once (cat 17: a whiskered "
+                "head on a round body) and cat 9 turns toward pigs (a snout face on a body); at s = 1.5 and 2 "
+                "most decodings are pigs with snouts, some with bodies (cat 17 at s = 2 once a cat's face on a "
+                "round body). In this model 'body' and 'pig' are not separate directions, so the paper's whole "
+                "cat appears only now and then.")
 
 
 def _recon_grid(ctx: VaeCtx, rows: list[tuple[str, np.ndarray]], fn: str, n: int = 2) -> None:
