@@ -807,3 +807,59 @@ def test_ship_model_script_writes_a_card_the_checks_read(tmp_path, shapes_npz, r
     assert float(cell.group(1)) == pytest.approx((ours / 5.0 - 1) * 100, abs=0.006)
     assert cell.group(3) == ("short" if ours > limit else "to spare")
     assert float(cell.group(2)) == pytest.approx(abs(ours - limit), abs=2e-4)
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_validation_logs_the_issue_metric(tmp_path, shapes_npz, conditional):
+    """valid_nll_per_point / valid_recon_per_point are ../shared/README.md's metric on the
+    validation sketches: the same figures `sketchrnn evaluate` gives (z = mu for the VAE's
+    reconstruction; the ELBO's z sample is the trainer's own, fixed per validation)."""
+    from sketchrnn.checkpoint import load_model
+    from sketchrnn.evaluate import evaluate_model
+
+    cfg = tiny_cfg(shapes_npz, f"model.conditional={str(conditional).lower()}", "train.num_steps=3")
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    tr.fit()
+    v = tr.validate()
+    assert tr.validate() == v  # the same sketches and z samples every time
+    tr.release()
+    ref = evaluate_model(load_model(tmp_path / "run" / "last.pt"), tr.valid_data.strokes[:16])
+    if conditional:
+        assert v["valid_recon_per_point"] == pytest.approx(ref["recon_nll_per_point"], rel=1e-5)
+        assert v["valid_nll_per_point"] == pytest.approx(ref["elbo_per_point"], rel=0.05)
+        assert v["valid_nll_per_point"] != v["valid_recon_per_point"]
+    else:
+        assert v["valid_nll_per_point"] == pytest.approx(ref["nll_per_point"], rel=1e-5)
+        assert "valid_recon_per_point" not in v
+    header, *rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
+    col = header.split(",").index("valid_nll_per_point")
+    assert float(rows[-1].split(",")[col]) == pytest.approx(v["valid_nll_per_point"], abs=1e-5)
+    off = Trainer(tiny_cfg(shapes_npz, "train.eval_per_point=false"), tmp_path / "off", progress=False)
+    assert set(off.validate()) == {"valid_loss", "valid_L_R", "valid_L_KL"}
+    off.release()
+
+
+def test_resume_keeps_an_older_metrics_file_s_columns(tmp_path, shapes_npz):
+    """A run whose metrics.csv predates the per-point columns goes on in that file's columns."""
+    run = tmp_path / "run"
+    Trainer(tiny_cfg(shapes_npz, "train.num_steps=3"), run, progress=False).fit()
+    old = ["step", "lr", "kl_weight", "loss", "L_R", "L_KL", "sketches_per_s", "skipped",
+           "valid_loss", "valid_L_R", "valid_L_KL"]
+    lines = (run / "metrics.csv").read_text().strip().splitlines()
+    keep = [",".join(line.split(",")[:len(old)]) for line in lines]
+    assert keep[0] == ",".join(old)
+    (run / "metrics.csv").write_text("\n".join(keep) + "\n")
+    Trainer(tiny_cfg(shapes_npz, "train.num_steps=6"), run, resume=True, progress=False).fit()
+    lines = (run / "metrics.csv").read_text().strip().splitlines()
+    assert len(lines) == 7 and all(len(line.split(",")) == len(old) for line in lines)
+
+
+def test_validation_is_the_same_on_its_first_call(tmp_path, shapes_npz):
+    """The encoder's CPU fast path builds its nn.LSTM template on first use without drawing
+    from the global RNG, so a process's first validation sees the same z noise as later ones."""
+    tr = Trainer(tiny_cfg(shapes_npz), tmp_path / "run", progress=False)
+    assert not tr.model.encoder._nn_lstm
+    first = tr.validate()
+    assert tr.model.encoder._nn_lstm  # the template was built by that call
+    assert tr.validate() == first
+    tr.release()

@@ -25,7 +25,7 @@ import torch
 
 from .errors import DataError, ModelFileError
 
-__all__ = ["evaluate_model", "METRIC_KEYS"]
+__all__ = ["evaluate_model", "score_stroke5", "METRIC_KEYS"]
 
 METRIC_KEYS = ("nll_per_point", "recon_nll_per_point", "elbo_per_point", "L_R", "L_KL", "n_sketches")
 
@@ -42,7 +42,6 @@ def evaluate_model(loaded, sketches: Sequence[np.ndarray], batch_size: int = 100
     if len(sketches) == 0:
         raise DataError("no sketches to evaluate")
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    n_max = cfg.max_seq_len
     tot_nll_recon = tot_nll_elbo = tot_kl = tot_points = 0.0
     tot_lr = tot_lkl = 0.0
     n = 0
@@ -62,27 +61,14 @@ def evaluate_model(loaded, sketches: Sequence[np.ndarray], batch_size: int = 100
         x = torch.from_numpy(np.stack([to_stroke5(s, t, scale) for s in chunk])).to(device)  # (B, T+1, 5)
         lens = torch.tensor(lengths, dtype=torch.long, device=device)
         b = len(chunk)
-        if cfg.conditional:
-            mu, presig = model.encode(x, lens)  # (B, Z) each
-            kl = 0.5 * (mu.pow(2) + presig.exp() - 1.0 - presig).sum(dim=1)  # (B,) full KL in nats
-            eps = eps_all[torch.from_numpy(idx)].to(device)
-            z_s = mu + torch.exp(presig / 2) * eps
-            pts, end = model.per_sketch_nll(x, lens, mu, return_parts=True)  # (B,) each, normalised units
-            nll_recon = pts + end
-            nll_sample = model.per_sketch_nll(x, lens, z_s)
-            tot_kl += float(kl.sum())
-            tot_lkl += float((kl / cfg.z_size).sum())
-        else:
-            pts, end = model.per_sketch_nll(x, lens, None, return_parts=True)
-            nll_recon = nll_sample = pts + end
-        # data units: each of the L offsets' density is divided by scale**2
-        data_shift = 2.0 * log_s * lens.to(nll_recon.dtype)  # (B,)
-        tot_nll_recon += float((nll_recon + data_shift).sum())
-        tot_nll_elbo += float((nll_sample + data_shift).sum())
-        tot_points += float((lens + 1).sum())
-        # Magenta L_R (eval convention: pen loss only on the L points, offsets in normalised units),
-        # per sketch divided by N_max; the end-of-sketch step is not part of it.
-        tot_lr += float((pts / n_max).sum())
+        eps = eps_all[torch.from_numpy(idx)].to(device) if cfg.conditional else None
+        sums = score_stroke5(model, x, lens, log_s, eps, n_max=cfg.max_seq_len)
+        tot_nll_recon += sums["nll_recon"]
+        tot_nll_elbo += sums["nll_sample"]
+        tot_kl += sums["kl"]
+        tot_lkl += sums["kl"] / cfg.z_size if cfg.conditional else 0.0
+        tot_points += sums["points"]
+        tot_lr += sums["L_R"]
         n += b
     recon = tot_nll_recon / tot_points
     elbo = (tot_nll_elbo + tot_kl) / tot_points
@@ -98,3 +84,39 @@ def evaluate_model(loaded, sketches: Sequence[np.ndarray], batch_size: int = 100
         if isinstance(v, float) and not math.isfinite(v):
             raise ModelFileError(f"model {loaded.name} gives a non-finite {k}; the weights are broken")
     return out
+
+
+@torch.no_grad()
+def score_stroke5(model, x: torch.Tensor, lens: torch.Tensor, log_scale: float, eps: torch.Tensor | None = None,
+                  class_ids: torch.Tensor | None = None, n_max: int | None = None) -> dict[str, float]:
+    """One batch's sums for the metrics above (the evaluator and the trainer's validation share it).
+
+    ``x`` (B, T+1, 5) normalised stroke-5 (rows after each sketch's end are never read),
+    ``lens`` (B,) = L, ``log_scale`` = log(scale_factor), ``eps`` (B, Z) the z noise of a
+    conditional model. Returns float sums over the batch: ``nll_recon`` (z = mu; decoder-only:
+    the NLL) and ``nll_sample`` (z = mu + sigma * eps) in data units, ``kl`` (nats, full KL),
+    ``points`` (sum of L+1), ``L_R`` (Magenta's eval-convention L_R per sketch, summed; ``n_max``
+    its N_max, default the model's max_seq_len).
+    """
+    cfg = model.cfg
+    n_max = int(n_max or cfg.max_seq_len)
+    if cfg.conditional:
+        if eps is None:
+            raise ValueError("a conditional model needs eps (B, z_size) to score its ELBO")
+        mu, presig = model.encode(x, lens)  # (B, Z) each
+        kl = 0.5 * (mu.pow(2) + presig.exp() - 1.0 - presig).sum(dim=1)  # (B,) full KL in nats
+        z_s = mu + torch.exp(presig / 2) * eps
+        pts, end = model.per_sketch_nll(x, lens, mu, return_parts=True, class_ids=class_ids)  # (B,) each, normalised
+        nll_recon = pts + end
+        nll_sample = model.per_sketch_nll(x, lens, z_s, class_ids=class_ids)
+        kl_sum = float(kl.sum())
+    else:
+        pts, end = model.per_sketch_nll(x, lens, None, return_parts=True, class_ids=class_ids)
+        nll_recon = nll_sample = pts + end
+        kl_sum = 0.0
+    # data units: each of the L offsets' density is divided by scale**2
+    data_shift = 2.0 * log_scale * lens.to(nll_recon.dtype)  # (B,)
+    # Magenta L_R (eval convention: pen loss only on the L points, offsets in normalised units),
+    # per sketch divided by N_max; the end-of-sketch step is not part of it.
+    return {"nll_recon": float((nll_recon + data_shift).sum()), "nll_sample": float((nll_sample + data_shift).sum()),
+            "kl": kl_sum, "points": float((lens + 1).sum()), "L_R": float((pts / n_max).sum())}

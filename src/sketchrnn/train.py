@@ -44,6 +44,7 @@ import torch
 from .checkpoint import RESUME_MODES, config_from_json, read_checkpoint, save_checkpoint
 from .config import Config
 from .errors import ConfigError, DataError, ModelFileError, TrainingError
+from .evaluate import score_stroke5
 from .precision import cpu_bf16_available, cpu_bf16_products, full_fp32_matmul
 
 __all__ = ["Trainer", "learning_rate_at", "kl_weight_at", "resolve_device", "trim_padding"]
@@ -634,6 +635,10 @@ class Trainer:
             torch.manual_seed(1234)
             tot_r = tot_kl = 0.0
             n = 0
+            # the issue's metric (evaluate.py) on the same sketches: sums of NLL (z = mu), of
+            # one z sample's NLL + KL, and of points (L+1 each; end padding not scored)
+            pp = [0.0, 0.0, 0.0]
+            log_s = math.log(self.scale_factor)
             limit = cfg.train.max_eval_sketches or len(self.valid_data.strokes)
             for batch in self._valid_batches(limit):  # the same sketches every time
                 batch = batch.to(self.device)
@@ -642,13 +647,27 @@ class Trainer:
                 tot_r += float(out["L_R"]) * b
                 tot_kl += float(out["L_KL"]) * b
                 n += b
+                if cfg.train.eval_per_point:
+                    eps = torch.randn(b, cfg.model.z_size, device=self.device) if cfg.model.conditional else None
+                    cls = batch.class_ids if cfg.model.class_conditional else None
+                    sums = score_stroke5(self.model, batch.strokes, batch.lengths, log_s, eps, class_ids=cls)
+                    pp[0] += sums["nll_recon"]
+                    pp[1] += sums["nll_sample"] + sums["kl"]
+                    pp[2] += sums["points"]
         if self.dist.sharded:  # each rank scored its own part: sum over ranks
-            tot = self.dist.all_reduce_sum(torch.tensor([tot_r, tot_kl, float(n)], dtype=torch.float64,
+            tot = self.dist.all_reduce_sum(torch.tensor([tot_r, tot_kl, float(n), *pp], dtype=torch.float64,
                                                         device=self.device))
-            tot_r, tot_kl, n = tot.tolist()
+            tot_r, tot_kl, n, *pp = tot.tolist()
         r, kl = tot_r / max(n, 1), tot_kl / max(n, 1)
         loss = r + (cfg.train.kl_weight * max(kl, cfg.train.kl_tolerance) if cfg.model.conditional else 0.0)
-        return {"valid_loss": loss, "valid_L_R": r, "valid_L_KL": kl}
+        res = {"valid_loss": loss, "valid_L_R": r, "valid_L_KL": kl}
+        if cfg.train.eval_per_point:
+            # decoder-only: the NLL per point; VAE: the ELBO per point (the bar's figure) and the
+            # reconstruction NLL with z = mu
+            res["valid_nll_per_point"] = (pp[1] if cfg.model.conditional else pp[0]) / max(pp[2], 1.0)
+            if cfg.model.conditional:
+                res["valid_recon_per_point"] = pp[0] / max(pp[2], 1.0)
+        return res
 
     def _valid_batches(self, limit: int):
         """Validation batches: all of the first ``limit`` sketches; with N ranks, rank r
@@ -711,7 +730,13 @@ class Trainer:
         metrics_path = self.run_dir / "metrics.csv"
         new_file = self.is_main and not metrics_path.exists()
         fields = ["step", "lr", "kl_weight", "loss", "L_R", "L_KL", "sketches_per_s", "skipped",
-                  "valid_loss", "valid_L_R", "valid_L_KL"]
+                  "valid_loss", "valid_L_R", "valid_L_KL", "valid_nll_per_point", "valid_recon_per_point"]
+        if self.is_main and not new_file:
+            # a run resumed into a metrics.csv written by an older version keeps that file's columns
+            with open(metrics_path, newline="") as f:
+                header = next(csv.reader(f), None)
+            if header:
+                fields = header
         t_start = time.time()
         bar = None
         if self.progress:
@@ -726,7 +751,7 @@ class Trainer:
         # only rank 0 writes metrics.csv (other ranks write to nowhere)
         mf_ctx = open(metrics_path, "a", newline="") if self.is_main else contextlib.nullcontext(_NullFile())
         with mf_ctx as mf:
-            writer = csv.DictWriter(mf, fieldnames=fields)
+            writer = csv.DictWriter(mf, fieldnames=fields, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
             it = iter(self.loader)

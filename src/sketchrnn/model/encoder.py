@@ -83,7 +83,11 @@ class Encoder(nn.Module):
     def _run_nn_lstm(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Both directions with one packed bidirectional ``nn.LSTM`` call, same weights."""
         if not self._nn_lstm:
-            self._nn_lstm.append(nn.LSTM(5, self.cfg.enc_rnn_size, batch_first=True, bidirectional=True))
+            # its own initial weights are never used (functional_call below): built with the global
+            # RNG set aside, so a first encoder call draws nothing (validation's z noise, a
+            # training run's stream) wherever it happens
+            with torch.random.fork_rng(devices=[]):
+                self._nn_lstm.append(nn.LSTM(5, self.cfg.enc_rnn_size, batch_first=True, bidirectional=True))
         params = {}
         for suffix, cell in (("l0", self.cell_fw), ("l0_reverse", self.cell_bw)):
             w_ih, w_hh, b_ih, b_hh = _to_nn_lstm(cell)
