@@ -5,6 +5,7 @@ and the sharded loader slices the global permutation exactly."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -65,7 +66,8 @@ WORKER = textwrap.dedent('''
     # job 2: VAE + dropout + augmentation + class embedding, on a packed corpus
     tr = Trainer(cfg(packed, noisy, "train.num_steps=4"), f"{out}/noisy", progress=False)
     res = tr.fit()
-    torch.save({"w": tr.model.state_dict(), "best": res["best_valid"], "valid": res["valid_loss"]},
+    torch.save({"w": tr.model.state_dict(), "best": res["best_valid"], "valid": res["valid_loss"],
+                "per_point": (res["valid_nll_per_point"], res["valid_recon_per_point"])},
                f"{out}/noisy_rank{rank}.pt")
 
     # job 3: rank 1 alone sees a non-finite loss at step 1 (gradients stay finite)
@@ -178,6 +180,7 @@ def test_noisy_training_keeps_ranks_identical(two_ranks, data):
         assert torch.isfinite(a["w"][k]).all()
     assert "decoder.class_embedding.weight" in a["w"]
     assert a["valid"] == b["valid"]  # validation is all-reduced: every rank sees the same figure
+    assert a["per_point"] == b["per_point"] and all(math.isfinite(v) for v in a["per_point"])
     from sketchrnn.checkpoint import load_model
 
     lm = load_model(two_ranks / "noisy" / "last.pt")
