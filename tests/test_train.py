@@ -863,3 +863,19 @@ def test_validation_is_the_same_on_its_first_call(tmp_path, shapes_npz):
     assert tr.model.encoder._nn_lstm  # the template was built by that call
     assert tr.validate() == first
     tr.release()
+
+
+def test_resume_with_another_kl_weight_resets_the_best_validation(tmp_path, shapes_npz, capsys):
+    """valid_loss = L_R + w_KL max(KL, tol): a resume that changes w_KL scores another figure,
+    so the stored best is dropped (else best.pt could stay frozen at the old loss's minimum)."""
+    run = tmp_path / "run"
+    Trainer(tiny_cfg(shapes_npz, "train.num_steps=3"), run, progress=False).fit()
+    same = Trainer(tiny_cfg(shapes_npz, "train.num_steps=3"), run, resume=True, progress=False)
+    assert math.isfinite(same.best_valid)
+    same.release()
+    logs = []
+    tr = Trainer(tiny_cfg(shapes_npz, "train.num_steps=6", "train.kl_weight=2.0", "train.kl_weight_start=2.0"),
+                 run, resume=True, progress=False, log=logs.append)
+    assert tr.best_valid == math.inf
+    assert any("train.kl_weight 0.5 -> 2.0" in line and "reset" in line for line in logs)
+    tr.release()

@@ -367,6 +367,12 @@ class Trainer:
             raise ModelFileError(f"cannot resume from {self.last_path}: {str(e).splitlines()[0][:160]}") from None
         self.step = int(ck["step"])
         self.best_valid = math.inf if self.new_data else float(ck.get("best_valid", math.inf))
+        changed = _valid_loss_settings_changed(ck.get("config"), self.cfg)
+        if changed and not self.new_data and math.isfinite(self.best_valid):
+            # the stored best is a figure of another loss: comparing with it would keep best.pt forever
+            self.best_valid = math.inf
+            self.log(f"resumed with {', '.join(changed)} changed: the validation loss is another figure now, "
+                     "so the best validation loss is reset (best.pt is rewritten at the next validation)")
         if self.new_data:
             self.log(f"resumed at step {int(ck['step'])} on new data ({len(self.train_data.strokes)} training sketches): "
                      f"a fresh data order, scale_factor {self.scale_factor:.4f} kept, best validation loss reset")
@@ -820,6 +826,23 @@ class Trainer:
             bar.close()
         self.dist.barrier()  # every rank returns after rank 0 has written its checkpoints
         return {"step": self.step, "best_valid": self.best_valid, "skipped": self.bad_total, **last}
+
+
+def _valid_loss_settings_changed(stored_json: Any, cfg: Config) -> list[str]:
+    """The settings that define ``valid_loss`` (w_KL, the KL tolerance, the validation subset)
+    whose values differ between a checkpoint's config and this run's, as ``key old -> new``."""
+    if not isinstance(stored_json, str):
+        return []
+    try:
+        old = config_from_json(stored_json, "checkpoint").train
+    except Exception:  # an unreadable stored config is reported elsewhere; nothing to compare here
+        return []
+    out = []
+    for key in ("kl_weight", "kl_tolerance", "max_eval_sketches"):
+        a, b = getattr(old, key), getattr(cfg.train, key)
+        if a != b:
+            out.append(f"train.{key} {a} -> {b}")
+    return out
 
 
 class _NullFile:
