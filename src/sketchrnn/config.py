@@ -120,8 +120,9 @@ class TrainConfig:
     log_every: int = 20  # steps between metric log rows
     max_eval_sketches: int = 0  # validation subset size; 0 = whole split
     # also score validation in ../shared/README.md's metric (valid_nll_per_point: the NLL, or for a
-    # VAE the ELBO, per point, end padding not scored; valid_recon_per_point: z = mu); ~3x the
-    # validation's time for a VAE, 2x for a decoder-only model
+    # VAE the ELBO, per point, end padding not scored; valid_recon_per_point: z = mu). Costs two more
+    # decoder passes for a VAE (paper-size yoga VAE, 500 sketches, one AVX2 thread: 4.8 -> 13.5 s per
+    # validation, ~2.5 % of a run validating every 250 steps), one for a decoder-only model
     eval_per_point: bool = True
     # sketches per validation batch; 0 = batch_size on a CPU, 1000 on CUDA (each batch is T
     # sequential steps: the H100 spent ~12 % of a cat run validating 2,500 sketches at 100)

@@ -172,6 +172,10 @@ class Trainer:
                            if getattr(stored.model, k) != getattr(cfg.model, k)]
                 if changed:  # dropout (or, with new data, max_seq_len): shape no weight, changed on purpose
                     self.log("resumed with changed model settings: " + ", ".join(changed))
+                # the settings that define valid_loss: if one changed, the stored best is another loss's figure
+                c["valid_loss_changed"] = [f"train.{k} {getattr(stored.train, k)} -> {getattr(cfg.train, k)}"
+                                           for k in ("kl_weight", "kl_tolerance", "max_eval_sketches")
+                                           if getattr(stored.train, k) != getattr(cfg.train, k)]
                 return c
 
             ck = self.dist.on_main(read)
@@ -367,7 +371,7 @@ class Trainer:
             raise ModelFileError(f"cannot resume from {self.last_path}: {str(e).splitlines()[0][:160]}") from None
         self.step = int(ck["step"])
         self.best_valid = math.inf if self.new_data else float(ck.get("best_valid", math.inf))
-        changed = _valid_loss_settings_changed(ck.get("config"), self.cfg)
+        changed = ck.get("valid_loss_changed", [])  # set by the reader in _setup
         if changed and not self.new_data and math.isfinite(self.best_valid):
             # the stored best is a figure of another loss: comparing with it would keep best.pt forever
             self.best_valid = math.inf
@@ -826,23 +830,6 @@ class Trainer:
             bar.close()
         self.dist.barrier()  # every rank returns after rank 0 has written its checkpoints
         return {"step": self.step, "best_valid": self.best_valid, "skipped": self.bad_total, **last}
-
-
-def _valid_loss_settings_changed(stored_json: Any, cfg: Config) -> list[str]:
-    """The settings that define ``valid_loss`` (w_KL, the KL tolerance, the validation subset)
-    whose values differ between a checkpoint's config and this run's, as ``key old -> new``."""
-    if not isinstance(stored_json, str):
-        return []
-    try:
-        old = config_from_json(stored_json, "checkpoint").train
-    except Exception:  # an unreadable stored config is reported elsewhere; nothing to compare here
-        return []
-    out = []
-    for key in ("kl_weight", "kl_tolerance", "max_eval_sketches"):
-        a, b = getattr(old, key), getattr(cfg.train, key)
-        if a != b:
-            out.append(f"train.{key} {a} -> {b}")
-    return out
 
 
 class _NullFile:
