@@ -865,7 +865,7 @@ def test_validation_is_the_same_on_its_first_call(tmp_path, shapes_npz):
     tr.release()
 
 
-def test_resume_with_another_kl_weight_resets_the_best_validation(tmp_path, shapes_npz, capsys):
+def test_resume_with_another_kl_weight_resets_the_best_validation(tmp_path, shapes_npz):
     """valid_loss = L_R + w_KL max(KL, tol): a resume that changes w_KL scores another figure,
     so the stored best is dropped (else best.pt could stay frozen at the old loss's minimum)."""
     run = tmp_path / "run"
