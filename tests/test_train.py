@@ -879,3 +879,60 @@ def test_resume_with_another_kl_weight_resets_the_best_validation(tmp_path, shap
     assert tr.best_valid == math.inf
     assert any("train.kl_weight 0.5 -> 2.0" in line and "reset" in line for line in logs)
     tr.release()
+
+
+@pytest.mark.parametrize("bad", ["train.encoder_lr_scale=0", "train.encoder_lr_scale=-2", "train.encoder_lr_scale=nan"])
+def test_encoder_lr_scale_is_checked(bad):
+    with pytest.raises(ConfigError, match="encoder_lr_scale"):
+        apply_overrides(Config(), [bad]).validate()
+
+
+def test_encoder_lr_scale_needs_an_encoder(shapes_npz):
+    with pytest.raises(ConfigError, match="encoder_lr_scale"):
+        tiny_cfg(shapes_npz, "model.conditional=false", "train.encoder_lr_scale=3").validate()
+
+
+def test_encoder_lr_scale_moves_the_encoder_only_faster(tmp_path, shapes_npz):
+    """Adam's first step moves each parameter by ~lr (m / sqrt(v) = g / |g|): with the scale the
+    encoder's parameters move `scale` times as far, the decoder's exactly as without it."""
+    runs = {}
+    for scale in (1.0, 10.0):
+        cfg = tiny_cfg(shapes_npz, "train.num_steps=1", "train.learning_rate=1e-4", "train.min_learning_rate=1e-4",
+                       f"train.encoder_lr_scale={scale}")
+        tr = Trainer(cfg, tmp_path / f"s{scale}", progress=False)
+        before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+        tr.fit()
+        lrs = [g["lr"] for g in tr.optimizer.param_groups]
+        assert lrs == ([1e-4] if scale == 1.0 else [1e-3, 1e-4])
+        runs[scale] = {k: v - before[k] for k, v in tr.model.state_dict().items()}
+        tr.release()
+    for k, d1 in runs[1.0].items():
+        d10 = runs[10.0][k]
+        if k.startswith("encoder."):
+            moved = d1.abs() > 5e-5  # elements whose gradient was far above Adam's eps
+            assert moved.any(), k
+            assert torch.allclose(d10[moved], 10 * d1[moved], rtol=1e-3), k
+        else:
+            assert torch.equal(d10, d1), k
+
+
+@pytest.mark.parametrize("first,then", [(1.0, 10.0), (10.0, 1.0)])
+def test_resume_may_switch_the_encoder_lr_scale(tmp_path, shapes_npz, first, then):
+    """A full checkpoint's Adam moments map onto the other parameter-group layout, each moment
+    staying with its parameter."""
+    run = tmp_path / "run"
+    tr = Trainer(tiny_cfg(shapes_npz, "train.num_steps=3", f"train.encoder_lr_scale={first}"), run, progress=False)
+    tr.fit()
+    saved = {id_: st["exp_avg_sq"].clone() for id_, st in
+             zip([id(p) for p in tr.model.parameters()], (tr.optimizer.state[p] for p in tr.model.parameters()))}
+    names = [n for n, _ in tr.model.named_parameters()]
+    saved_by_name = dict(zip(names, saved.values()))
+    tr.release()
+    again = Trainer(tiny_cfg(shapes_npz, "train.num_steps=5", f"train.encoder_lr_scale={then}"), run,
+                    resume=True, progress=False)
+    assert len(again.optimizer.param_groups) == (1 if then == 1.0 else 2)
+    for n, p in again.model.named_parameters():
+        assert torch.equal(again.optimizer.state[p]["exp_avg_sq"], saved_by_name[n]), n
+    again.fit()
+    assert again.step == 5
+    again.release()

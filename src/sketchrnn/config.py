@@ -106,6 +106,10 @@ class TrainConfig:
     learning_rate: float = 1e-3  # Adam initial learning rate; 1e-4-3e-3
     decay_rate: float = 0.9999  # lr = (lr0 - min) * decay_rate**(step - decay_start) + min; 0.999-1
     min_learning_rate: float = 1e-5  # floor of the learning rate
+    # the encoder's learning rate as a multiple of the schedule's (VAE only; the decoder keeps the
+    # schedule's): a late phase at a low floor moves the posterior's KL/reconstruction trade-off
+    # no faster than the decoder; 1 = one rate for all (Magenta); 1-10
+    encoder_lr_scale: float = 1.0
     # step from which the decay counts (lr0 until then): a resumed phase's own schedule, e.g. a
     # cool-down from lr0 at step S with decay_start=S; 0 = Magenta's schedule from the first step
     decay_start: int = 0
@@ -171,6 +175,8 @@ class TrainConfig:
         for name in ("learning_rate", "min_learning_rate"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ConfigError(f"train.{name} must be a positive number, got {getattr(self, name)}")
+        if not (self.encoder_lr_scale > 0 and math.isfinite(self.encoder_lr_scale)):
+            raise ConfigError(f"train.encoder_lr_scale must be a positive number (1 = off), got {self.encoder_lr_scale}")
         if not (0 < self.decay_rate <= 1):
             raise ConfigError(f"train.decay_rate must be in (0, 1] (1 = constant), got {self.decay_rate}")
         if self.decay_start < 0:
@@ -202,6 +208,9 @@ class Config:
         self.model.validate()
         self.data.validate()
         self.train.validate()
+        if self.train.encoder_lr_scale != 1.0 and not self.model.conditional:
+            raise ConfigError("train.encoder_lr_scale needs an encoder (model.conditional=true); "
+                              "leave it at 1 for a decoder-only model")
         return self
 
     def to_dict(self) -> dict[str, Any]:

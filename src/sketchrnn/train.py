@@ -211,7 +211,8 @@ class Trainer:
         # non-finite step is then skipped by the fused Adam kernel itself (found_inf)
         mode = t.host_sync if t.host_sync != "auto" else ("log" if self.device.type == "cuda" else "step")
         self._deferred = mode == "log" and not self.dist.enabled  # DDP keeps its all-reduced per-step check
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
+        groups, self._lr_scales = self._param_groups()
+        self.optimizer = torch.optim.Adam(groups, lr=t.learning_rate)
         self._pending: list[torch.Tensor] = []  # per queued step: 1.0 if it was skipped (not yet counted)
         self._acc = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, L_R, L_KL, good steps
         self._unit_scale = torch.ones(1, device=self.device)  # the non-finite check's (no-op) gradient scale
@@ -357,9 +358,9 @@ class Trainer:
                 opt = ck["optimizer"]
                 for idx, st in opt["state"].items():
                     st["exp_avg"] = torch.zeros(st["exp_avg_sq"].shape, dtype=torch.float32)
-                self.optimizer.load_state_dict(opt)  # bfloat16 second moments are cast back to float32
+                self.optimizer.load_state_dict(self._match_groups(opt))  # bfloat16 moments cast back to float32
             elif mode == "full":
-                self.optimizer.load_state_dict(ck["optimizer"])
+                self.optimizer.load_state_dict(self._match_groups(ck["optimizer"]))
             if not self.new_data:
                 self.loader.load_state_dict(_unjsonable(ck["loader"]))
             torch.set_rng_state(ck["rng"]["torch"])  # sharded runs reseed per step (distributed.rank_seed)
@@ -432,9 +433,39 @@ class Trainer:
 
     def _begin_step(self) -> float:
         """Sets this step's learning rate (schedule x warm-up); returns its KL weight."""
-        for g in self.optimizer.param_groups:
-            g["lr"] = learning_rate_at(self.cfg, self.step) * self.lr_factor()
+        lr = learning_rate_at(self.cfg, self.step) * self.lr_factor()
+        for g, scale in zip(self.optimizer.param_groups, self._lr_scales):
+            g["lr"] = lr * scale
         return kl_weight_at(self.cfg, self.step)
+
+    def _param_groups(self) -> tuple[list[dict[str, Any]], list[float]]:
+        """Adam's parameter groups and each one's learning-rate multiple: one group, or with
+        train.encoder_lr_scale the encoder's parameters, then the rest (model.parameters()'
+        order either way, so an optimiser state saved with the other layout maps onto this one)."""
+        named = list(self.model.named_parameters())
+        scale = self.cfg.train.encoder_lr_scale
+        if scale == 1.0:
+            return [{"params": [p for _, p in named]}], [1.0]
+        n_enc = sum(1 for n, _ in named if n.startswith("encoder."))
+        if n_enc == 0 or not all(n.startswith("encoder.") for n, _ in named[:n_enc]):
+            raise ConfigError("train.encoder_lr_scale: this model has no encoder ahead of its decoder; leave it at 1")
+        return ([{"params": [p for _, p in named[:n_enc]]}, {"params": [p for _, p in named[n_enc:]]}],
+                [scale, 1.0])
+
+    def _match_groups(self, opt: dict[str, Any]) -> dict[str, Any]:
+        """A saved optimiser state re-split into this run's parameter groups (a resume that turns
+        train.encoder_lr_scale on or off); the parameters' order is the same in both layouts."""
+        sizes = [len(g["params"]) for g in self.optimizer.param_groups]
+        saved = opt["param_groups"]
+        flat = [i for g in saved for i in g["params"]]
+        if [len(g["params"]) for g in saved] == sizes or len(flat) != sum(sizes):
+            return opt  # same layout, or another model (torch's load then says so)
+        hyper = {k: v for k, v in saved[0].items() if k != "params"}
+        groups, start = [], 0
+        for n in sizes:
+            groups.append({**hyper, "params": flat[start:start + n]})
+            start += n
+        return {"state": opt["state"], "param_groups": groups}
 
     def _objective(self, out: dict[str, torch.Tensor], w_kl: float) -> torch.Tensor:
         """The loss minimised: L_R, plus w_KL x the KL term (floored at kl_tolerance) if conditional."""
