@@ -458,8 +458,12 @@ def test_persistent_kernels_with_concurrent_programs(concurrent, dtype, tol, D, 
 @needs_threads
 def test_the_concurrent_harness_catches_a_missing_barrier(concurrent, monkeypatch):
     """The check above can fail: told that a row tile has one program (so none waits for its
-    peers), the forward kernel reads h before the other unit blocks wrote it."""
+    peers), the forward kernel reads h before the other unit blocks wrote it. The programs start
+    staggered, so the first runs ahead: with all started at once the GIL's interleaving could, on a
+    loaded machine, happen to order every read after its write (seen once, 2026-12-07)."""
+    monkeypatch.setattr(triton_threads, "STAGGER_S", 0.2)
     tlm.set_blocks(pfw=(16, 16, 16), pbw=(16, 16, 16))
+    _check(torch.float64, 1, 20, 32, 3, True, 1.0, 1e-12)  # staggered, the real barrier still holds
     real = tlm._kernels(True)
 
     class OnePeer:

@@ -15,10 +15,16 @@ from __future__ import annotations
 import contextlib
 import inspect
 import threading
+import time
 from typing import Any, Iterator
 
 import triton
 import triton.language as tl  # noqa: F401  (the interpreter patches the modules a kernel's globals see)
+
+# seconds each program waits per place in the grid before it starts: 0 = all at once (the GIL
+# then interleaves them in whatever order the OS schedules); > 0 = program k starts k x this
+# late, so the first runs ahead of its peers, the schedule that exposes a missing wait for sure
+STAGGER_S = 0.0
 
 try:
     from triton.runtime import interpreter as _itp
@@ -55,14 +61,15 @@ def concurrent_programs() -> Iterator[None]:
                 return
             errors: list[BaseException] = []
 
-            def run(idx: tuple[int, int, int], a: dict) -> None:
+            def run(order: int, idx: tuple[int, int, int], a: dict) -> None:
                 local.idx = idx
+                time.sleep(STAGGER_S * order)
                 try:
                     fn(**a)
                 except BaseException as e:  # noqa: BLE001 - re-raised in the caller
                     errors.append(e)
 
-            threads = [threading.Thread(target=run, args=p) for p in pending]
+            threads = [threading.Thread(target=run, args=(k, *p)) for k, p in enumerate(pending)]
             pending.clear()
             for t in threads:
                 t.start()
