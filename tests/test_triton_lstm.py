@@ -459,11 +459,19 @@ def test_persistent_kernels_with_concurrent_programs(concurrent, dtype, tol, D, 
 def test_the_concurrent_harness_catches_a_missing_barrier(concurrent, monkeypatch):
     """The check above can fail: told that a row tile has one program (so none waits for its
     peers), the forward kernel reads h before the other unit blocks wrote it. The programs start
-    staggered, so the first runs ahead: with all started at once the GIL's interleaving could, on a
-    loaded machine, happen to order every read after its write (seen once, 2026-12-07)."""
-    monkeypatch.setattr(triton_threads, "STAGGER_S", 0.2)
+    staggered, so the first runs ahead of its peers; and the inputs are ones no earlier run used:
+    h's buffer is uninitialised memory, which after an identical earlier run can hold that run's
+    (right) h, so the early reads were right by accident (seen 2026-12-07 in whole-suite runs)."""
+    monkeypatch.setattr(triton_threads, "STAGGER_S", 1.0)
     tlm.set_blocks(pfw=(16, 16, 16), pbw=(16, 16, 16))
     _check(torch.float64, 1, 20, 32, 3, True, 1.0, 1e-12)  # staggered, the real barrier still holds
+    base = _inputs
+
+    def fresh_inputs(*a):
+        ins, m = base(*a)
+        return [t * 1.25 for t in ins], m
+
+    monkeypatch.setitem(globals(), "_inputs", fresh_inputs)
     real = tlm._kernels(True)
 
     class OnePeer:
