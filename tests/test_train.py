@@ -923,10 +923,7 @@ def test_resume_may_switch_the_encoder_lr_scale(tmp_path, shapes_npz, first, the
     run = tmp_path / "run"
     tr = Trainer(tiny_cfg(shapes_npz, "train.num_steps=3", f"train.encoder_lr_scale={first}"), run, progress=False)
     tr.fit()
-    saved = {id_: st["exp_avg_sq"].clone() for id_, st in
-             zip([id(p) for p in tr.model.parameters()], (tr.optimizer.state[p] for p in tr.model.parameters()))}
-    names = [n for n, _ in tr.model.named_parameters()]
-    saved_by_name = dict(zip(names, saved.values()))
+    saved_by_name = {n: tr.optimizer.state[p]["exp_avg_sq"].clone() for n, p in tr.model.named_parameters()}
     tr.release()
     again = Trainer(tiny_cfg(shapes_npz, "train.num_steps=5", f"train.encoder_lr_scale={then}"), run,
                     resume=True, progress=False)
