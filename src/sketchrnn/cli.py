@@ -120,7 +120,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     _set_threads(a.threads)
     lm = load_model(a.model, device=a.device)
     sk = read_sketches(a.data, a.split, a.limit)
-    res = evaluate_model(lm, sk, batch_size=a.batch_size, seed=a.seed, device=a.device)
+    res = evaluate_model(lm, sk, batch_size=a.batch_size, seed=a.seed, device=a.device, iwae=a.iwae)
     _print_record(res, a.json, lambda v: v if v is None or isinstance(v, int) else f"{v:.4f}")
     return 0
 
@@ -372,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="first N sketches only")
     e.add_argument("--batch-size", type=int, default=100)
     e.add_argument("--seed", type=int, default=0, help="seed of the z sample in elbo_per_point")
+    e.add_argument("--iwae", type=int, default=0, metavar="K",
+                   help="VAEs: also iwae_nll_per_point, the importance-weighted bound on the NLL with K z samples "
+                        "per sketch (Burda et al. 2016; tighter than the ELBO; K decoder passes; 0 = off)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     s = sub.add_parser("sample", help="draw sketches from a model")

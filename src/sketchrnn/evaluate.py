@@ -13,6 +13,12 @@ the data's own units: log-density in normalised units minus 2*log(scale_factor).
 * ``L_R``: Magenta's reconstruction loss in its evaluation convention: (sum over points of
   L_s + L_p) / N_max per sketch, averaged over sketches; ``L_KL``: Magenta's KL, the mean over
   z dimensions of KL(q||N(0,I)) (not floored by kl_tolerance).
+* ``iwae_nll_per_point`` (conditional models, only when asked for with ``iwae=K``): the
+  importance-weighted bound of Burda et al. 2016, -log (1/K) sum_k p(x|z_k) N(z_k; 0, I) /
+  q(z_k|x) with z_k ~ q(z|x), per point in data units. It is an upper bound on the model's true
+  NLL like the ELBO, never above it in expectation, and tightens towards the NLL as K grows: the
+  model's own likelihood, where the ELBO also charges the encoder's inexactness. The bar of
+  ../shared/README.md reads the ELBO, not this.
 """
 
 from __future__ import annotations
@@ -25,19 +31,29 @@ import torch
 
 from .errors import DataError, ModelFileError
 
-__all__ = ["evaluate_model", "score_stroke5", "METRIC_KEYS"]
+__all__ = ["evaluate_model", "score_stroke5", "iwae_nll", "METRIC_KEYS"]
 
 METRIC_KEYS = ("nll_per_point", "recon_nll_per_point", "elbo_per_point", "L_R", "L_KL", "n_sketches")
 
 
 @torch.no_grad()
 def evaluate_model(loaded, sketches: Sequence[np.ndarray], batch_size: int = 100, seed: int = 0,
-                   device: str | torch.device = "cpu") -> dict[str, float | int | None]:
-    """Score ``sketches`` (stroke-3, data units) with a loaded model; see module docstring."""
+                   device: str | torch.device = "cpu", iwae: int = 0) -> dict[str, float | int | None]:
+    """Score ``sketches`` (stroke-3, data units) with a loaded model; see module docstring.
+    ``iwae`` = K > 0 adds ``iwae_nll_per_point`` and ``iwae_samples`` (VAEs only; K decoder
+    passes per batch)."""
     from .data.strokes import to_stroke5
 
     model = loaded.model.to(device).eval()
     cfg = loaded.config
+    if iwae < 0:
+        raise DataError(f"iwae must be >= 0 (0 = off), got {iwae}")
+    if iwae and not cfg.conditional:
+        raise DataError(f"model {loaded.name} is decoder-only: its nll_per_point is already exact; "
+                        "the importance-weighted bound is for VAEs")
+    # the bound's z noise: its own stream, batch by batch in the (deterministic) scoring order
+    gen_iwae = torch.Generator(device="cpu").manual_seed(seed + 1_000_003)
+    tot_iwae = 0.0
     scale = float(loaded.scale_factor)
     if len(sketches) == 0:
         raise DataError("no sketches to evaluate")
@@ -63,6 +79,8 @@ def evaluate_model(loaded, sketches: Sequence[np.ndarray], batch_size: int = 100
         b = len(chunk)
         eps = eps_all[torch.from_numpy(idx)].to(device) if cfg.conditional else None
         sums = score_stroke5(model, x, lens, log_s, eps, n_max=cfg.max_seq_len)
+        if iwae:
+            tot_iwae += float((iwae_nll(model, x, lens, iwae, gen_iwae) + 2.0 * log_s * lens.to(torch.float64)).sum())
         tot_nll_recon += sums["nll_recon"]
         tot_nll_elbo += sums["nll_sample"]
         tot_kl += sums["kl"]
@@ -80,10 +98,32 @@ def evaluate_model(loaded, sketches: Sequence[np.ndarray], batch_size: int = 100
         "L_KL": tot_lkl / n if cfg.conditional else None,
         "n_sketches": n,
     }
+    if iwae:
+        out["iwae_nll_per_point"] = tot_iwae / tot_points
+        out["iwae_samples"] = int(iwae)
     for k, v in out.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise ModelFileError(f"model {loaded.name} gives a non-finite {k}; the weights are broken")
     return out
+
+
+@torch.no_grad()
+def iwae_nll(model, x: torch.Tensor, lens: torch.Tensor, k: int, gen: torch.Generator,
+             class_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) float64 importance-weighted NLL bound of each sketch in NORMALISED units (see the
+    module docstring), ``k`` z samples from q(z|x) drawn from ``gen`` (a CPU generator)."""
+    mu, presig = model.encode(x, lens)  # (B, Z) each
+    sigma = torch.exp(presig / 2)
+    log_w = []
+    for _ in range(k):
+        eps = torch.randn(mu.shape, generator=gen).to(mu.device, mu.dtype)  # (B, Z)
+        z = mu + sigma * eps
+        # log N(z; 0, I) - log q(z|x): the 2*pi terms cancel; log sigma = presig / 2
+        log_prior_over_q = 0.5 * (eps.pow(2) - z.pow(2) + presig).sum(dim=1)  # (B,)
+        nll = model.per_sketch_nll(x, lens, z, class_ids=class_ids)  # (B,)
+        log_w.append((log_prior_over_q - nll).double())
+    lw = torch.stack(log_w)  # (K, B)
+    return -(torch.logsumexp(lw, dim=0) - math.log(k))
 
 
 @torch.no_grad()
