@@ -21,7 +21,6 @@ import math
 import sys
 import time
 
-import numpy as np
 import torch
 
 
@@ -31,23 +30,6 @@ def elbo_sums(model, x, lens, mu, presig, eps):
     kl = 0.5 * (mu.pow(2) + presig.exp() - 1.0 - presig).sum(dim=1)  # (B,)
     nll = torch.stack([model.per_sketch_nll(x, lens, mu + torch.exp(presig / 2) * e) for e in eps])  # (K, B)
     return nll.mean(0), kl
-
-
-@torch.no_grad()
-def iwae_per_point(model, x, lens, mu, presig, k, gen, shift, points):
-    """-log (1/K sum_k p(x|z_k) p(z_k) / q(z_k|x)), z_k ~ q, per point in data units (Burda et al.
-    2016): an upper bound on the NLL that tightens towards it as K grows, always <= the ELBO's."""
-    sigma = torch.exp(presig / 2)
-    logw = []
-    for _ in range(k):
-        e = torch.randn(mu.shape, generator=gen)  # (B, Z)
-        z = mu + sigma * e
-        log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(1)
-        log_qz = -0.5 * (e.pow(2) + math.log(2 * math.pi)).sum(1) - 0.5 * presig.sum(1)
-        logw.append(-model.per_sketch_nll(x, lens, z) + log_pz - log_qz)  # (B,)
-    lw = torch.stack(logw)  # (K, B)
-    nll = -(torch.logsumexp(lw, 0) - math.log(k))  # (B,)
-    return (float(nll.sum()) + shift) / points
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(a: argparse.Namespace) -> int:
     from sketchrnn.api import load_model, prepare_input
     from sketchrnn.data.dataset import SketchData
+    from sketchrnn.evaluate import iwae_nll
 
     loaded = load_model(a.model)
     model = loaded.model.float().eval()
@@ -118,7 +101,7 @@ def _run(a: argparse.Namespace) -> int:
                          "recon_at_mu": (float(recon0.sum()) + shift) / points}}
     print(json.dumps(out["amortised"]))
     if a.iwae:
-        out["iwae"] = {"k": a.iwae, "nll": iwae_per_point(model, x, lens, mu0, ps0, a.iwae, gen, shift, points)}
+        out["iwae"] = {"k": a.iwae, "nll": (float(iwae_nll(model, x, lens, a.iwae, gen).sum()) + shift) / points}
         print(json.dumps(out["iwae"]), flush=True)
 
     mu = mu0.clone().requires_grad_(True)
