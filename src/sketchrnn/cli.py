@@ -256,6 +256,35 @@ def cmd_compact_checkpoint(a: argparse.Namespace) -> int:
     return 0
 
 
+@verb("widen-encoder")
+def cmd_widen_encoder(a: argparse.Namespace) -> int:
+    """A VAE run's last.pt -> a resume checkpoint whose encoder is wider and computes the same mu, sigma."""
+    import dataclasses
+
+    from .checkpoint import _with_resume_mode, config_from_json, read_checkpoint, save_checkpoint
+    from .errors import ConfigError
+    from .model.widen import widen_encoder_state
+
+    ck = read_checkpoint(a.checkpoint)
+    cfg = config_from_json(ck["config"], str(a.checkpoint))
+    if not cfg.model.conditional or cfg.model.enc_model != "lstm":
+        raise ConfigError(f"widen-encoder: {a.checkpoint} is not a VAE with a plain LSTM encoder "
+                          f"(conditional={cfg.model.conditional}, enc_model={cfg.model.enc_model})")
+    # the optimiser's moments do not fit the new shapes: keep the weight average (or the weights) only
+    mode = "average-only" if isinstance(ck.get("ema"), dict) or ck.get("resume_mode") == "average-only" else "weights-only"
+    old = cfg.model.enc_rnn_size
+    c = _with_resume_mode(ck, mode) if mode != ck.get("resume_mode") else dict(ck)
+    c["model"] = widen_encoder_state(c["model"], cfg.model.enc_rnn_size, a.enc_rnn_size, seed=a.seed)
+    c.pop("ema", None)
+    c.pop("ema_updates", None)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, enc_rnn_size=a.enc_rnn_size))
+    c["config"] = cfg.to_json()
+    save_checkpoint(a.out, c)
+    print(json.dumps({"out": str(a.out), "resume_mode": mode, "step": int(ck["step"]),
+                      "enc_rnn_size": [old, a.enc_rnn_size]}))
+    return 0
+
+
 @verb("models")
 def cmd_models(a: argparse.Namespace) -> int:
     """List the models shipped inside the package (usable as --model NAME)."""
@@ -418,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "weights-only, average-only: the weight average as the weights, for runs with train.ema_decay)")
     cc.add_argument("--out", required=True, help="the compact resume checkpoint (.pt)")
     cc.add_argument("--max-mb", type=float, default=16.0, help="size limit in MiB (default 16)")
+    we = sub.add_parser("widen-encoder", help="grow a VAE checkpoint's encoder (more LSTM units per direction) "
+                        "without changing what it computes; resume training with --set model.enc_rnn_size=N")
+    we.add_argument("checkpoint", help="a run's last.pt (or a compact one)")
+    we.add_argument("--enc-rnn-size", type=int, required=True, help="units per direction after widening")
+    we.add_argument("--out", required=True, help="the widened resume checkpoint (.pt), weights or weight average only")
+    we.add_argument("--seed", type=int, default=0, help="seed of the new units' initial weights")
     xp = sub.add_parser("export", help="write a checkpoint's weights as .safetensors (float16 but the mixture head by default)")
     xp.add_argument("model", help="checkpoint (.pt) or weights")
     xp.add_argument("--out", required=True, help="FILE.safetensors")
