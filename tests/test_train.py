@@ -347,8 +347,27 @@ def test_average_only_resume_checkpoint(tmp_path, shapes_npz, capsys):
     assert tr.lr_factor() == pytest.approx(1 / LR_RESTART_WARMUP)
     assert any("average-only" in line and "weight average" in line for line in logs)
     assert all(torch.equal(e, w.detach().float()) for e, w in zip(tr.ema, tr._ema_src))
+    # the average goes on at its age (3 updates), not restarted: its warm-up does not let the
+    # restarted Adam's first steps replace it
+    assert ck["ema_updates"] == src["ema_updates"] == 3 and tr.ema_updates == 3
+    assert any("goes on" in line and "3 updates" in line for line in logs)
+    avg0 = [e.clone() for e in tr.ema]
+    tr.fit(num_steps=4)
+    d = min(0.5, (1 + 3) / (10 + 3))
+    for e, a, w in zip(tr.ema, avg0, tr._ema_src):
+        torch.testing.assert_close(e, d * a + (1 - d) * w.detach().float(), rtol=1e-6, atol=1e-7)
     tr.fit()
     assert tr.step == 6
+    # an average-only file written before the count was kept: the average is taken as warmed up
+    from sketchrnn.checkpoint import save_checkpoint
+    from sketchrnn.train import _seasoned_ema_updates
+
+    old_form = {k: v for k, v in ck.items() if k != "ema_updates"}  # the compact file as read before the resume
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    save_checkpoint(old_dir / "last.pt", old_form)
+    tr_old = Trainer(cfg, old_dir, resume=True, progress=False, log=[].append)
+    assert tr_old.ema_updates == _seasoned_ema_updates(0.5) == 8
     # a run without an average has no such form: below weights-only it still refuses in one line
     Trainer(tiny_cfg(shapes_npz, "model.dec_rnn_size=48", "train.num_steps=2"), tmp_path / "plain",
             progress=False).fit()

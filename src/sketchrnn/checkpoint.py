@@ -138,8 +138,8 @@ def _with_resume_mode(ck: dict[str, Any], mode: str) -> dict[str, Any]:
     """A copy of training checkpoint ``ck`` keeping the optimiser state that ``mode`` names:
     ``full``; ``no-first-moment`` (Adam's second moments as bfloat16, first moments dropped);
     ``weights-only`` (no optimiser state); ``average-only`` (no optimiser state, the weight
-    average as the weights: a resume goes on from the average, which is the model, and starts
-    a new average there). Weights always stay float32."""
+    average as the weights: a resume goes on from the average, which is the model, and continues
+    the average there at its age, ``ema_updates``). Weights always stay float32."""
     import torch
 
     c = dict(ck)
@@ -152,8 +152,7 @@ def _with_resume_mode(ck: dict[str, Any], mode: str) -> dict[str, Any]:
             if not isinstance(ck.get("ema"), dict):
                 raise ModelFileError("average-only needs a checkpoint with a weight average (train.ema_decay)")
             c["model"] = {k: v.to(torch.float32).clone() for k, v in ck["ema"].items()}
-            c.pop("ema", None)
-            c.pop("ema_updates", None)
+            c.pop("ema", None)  # "ema_updates" stays: a resume continues the average from its age
         return c
     opt = ck["optimizer"]
     state = {}

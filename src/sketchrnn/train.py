@@ -391,6 +391,16 @@ class Trainer:
                                          f"model ({bad[0]}); the file is corrupted")
                 self.ema = [ck["ema"][k].to(self.device, torch.float32).clone() for k in sd]
                 self.ema_updates = int(ck.get("ema_updates", 0))
+            elif mode == "average-only":
+                # the weights ARE the run's average: continue it at its age, not from a fresh one whose
+                # warm-up ((1 + n) / (10 + n)) would let the first few hundred steps of a restarted Adam
+                # replace it (yoga, thirty-fourth session: validation ELBO 0.0017 worse 95 steps after such
+                # a restart, ~800 steps to recover)
+                self.ema = [w.detach().clone().float() for w in self._ema_src]
+                stored = ck.get("ema_updates")
+                self.ema_updates = int(stored) if isinstance(stored, int) and stored >= 0 else _seasoned_ema_updates(self.cfg.train.ema_decay)
+                self.log(f"train.ema_decay: the weight average goes on from the resumed weights (the checkpoint's average, "
+                         f"{'its ' + str(self.ema_updates) + ' updates' if isinstance(stored, int) else 'taken as fully warmed up'})")
             else:
                 self.ema = [w.detach().clone().float() for w in self._ema_src]
                 self.log("train.ema_decay: the checkpoint holds no weight average; it starts from the resumed weights")
@@ -871,6 +881,11 @@ class _NullFile:
 
     def flush(self) -> None:
         pass
+
+
+def _seasoned_ema_updates(decay: float) -> int:
+    """The smallest update count n at which the average's warm-up (1 + n) / (10 + n) reaches ``decay``."""
+    return max(0, math.ceil((10.0 * decay - 1.0) / (1.0 - decay) - 1e-9))
 
 
 def _reuse_heap() -> bool:
