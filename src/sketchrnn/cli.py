@@ -275,7 +275,6 @@ def cmd_widen_encoder(a: argparse.Namespace) -> int:
     old = cfg.model.enc_rnn_size
     c = _with_resume_mode(ck, mode) if mode != ck.get("resume_mode") else dict(ck)
     c["model"] = widen_encoder_state(c["model"], cfg.model.enc_rnn_size, a.enc_rnn_size, seed=a.seed)
-    c.pop("ema", None)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, enc_rnn_size=a.enc_rnn_size))
     c["config"] = cfg.to_json()
     save_checkpoint(a.out, c)
