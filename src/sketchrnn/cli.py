@@ -274,7 +274,7 @@ def cmd_widen_encoder(a: argparse.Namespace) -> int:
     mode = "average-only" if isinstance(ck.get("ema"), dict) or ck.get("resume_mode") == "average-only" else "weights-only"
     old = cfg.model.enc_rnn_size
     c = _with_resume_mode(ck, mode) if mode != ck.get("resume_mode") else dict(ck)
-    c["model"] = widen_encoder_state(c["model"], cfg.model.enc_rnn_size, a.enc_rnn_size, seed=a.seed)
+    c["model"] = widen_encoder_state(c["model"], old, a.enc_rnn_size, seed=a.seed)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, enc_rnn_size=a.enc_rnn_size))
     c["config"] = cfg.to_json()
     save_checkpoint(a.out, c)
