@@ -163,3 +163,48 @@ def test_amortisation_gap_small(tmp_path):
     assert abs(amortised["elbo"] - amortised["recon_sampled"] - amortised["kl"]) < 1e-9
     r = run("amortisation_gap.py", "--model", "yoga-uncond", "--data", str(data), "--n", "2", "--steps", "1")
     assert r.returncode == 2 and "decoder-only" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tail_average_scores_the_mean_of_trained_weights(tmp_path):
+    """tail_average.py on two full checkpoints of one run: its `tail mean of trained, k=2` row is
+    the ELBO of the element-wise mean of the two trained weight sets (scored here independently),
+    and --out-best writes an average-only checkpoint that loads as the best row's model."""
+    import torch
+
+    from sketchrnn.checkpoint import load_model, read_checkpoint
+    from sketchrnn.data.npz import load_npz
+    from sketchrnn.data.synthetic import write_synthetic_npz
+    from sketchrnn.evaluate import evaluate_model
+
+    data = tmp_path / "s.npz"
+    write_synthetic_npz(data, n_train=64, n_valid=16, n_test=16, seed=0)
+    r = subprocess.run([sys.executable, "-m", "sketchrnn", "train", "--dry-run", "--no-progress", "--threads", "1",
+                        "--data", str(data), "--out", str(tmp_path / "run"), "--set", "train.ema_decay=0.9"],
+                       capture_output=True, text=True, timeout=240, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    first = tmp_path / "run" / "last.pt"
+    ck = torch.load(first, weights_only=True)
+    gen = torch.Generator().manual_seed(0)
+    later = {**ck, "step": ck["step"] + 250,
+             "model": {k: v + 0.05 * torch.randn(v.shape, generator=gen) for k, v in ck["model"].items()}}
+    second = tmp_path / "later.pt"
+    torch.save(later, second)
+    out = tmp_path / "best.pt"
+    r = run("tail_average.py", str(second), str(first), "--data", str(data), "--limit", "16", "--out-best", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][0])
+    rows = {x["candidate"]: x for x in res["rows"]}
+    assert res["steps"] == [ck["step"], ck["step"] + 250]
+    mean = {k: (ck["model"][k].double() + later["model"][k].double()).div(2).float() for k in ck["model"]}
+    loaded = load_model(first)
+    loaded.model.load_state_dict(mean)
+    sketches = load_npz(data, ["valid"])["valid"][:16]
+    want = evaluate_model(loaded, sketches, seed=0)["nll_per_point"]
+    assert rows["tail mean of trained, k=2"]["elbo_per_point"] == pytest.approx(want, rel=1e-9)
+    assert rows["trained"]["elbo_per_point"] != pytest.approx(want, rel=1e-6)  # the perturbation shows
+    written = read_checkpoint(out)
+    assert written["resume_mode"] == "average-only" and "ema" not in written and "optimizer" not in written
+    got = evaluate_model(load_model(out), sketches, seed=0)["nll_per_point"]
+    assert got == pytest.approx(res["best"]["elbo_per_point"], rel=1e-9)
+    r = run("tail_average.py", str(first), "--data", str(data))
+    assert r.returncode == 2 and "two different steps" in r.stderr and "Traceback" not in r.stderr
