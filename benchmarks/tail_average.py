@@ -58,13 +58,11 @@ def _run(a) -> int:
     from sketchrnn.loaded import LoadedModel
 
     torch.set_num_threads(a.threads)
-    cks = [read_checkpoint(f) for f in a.checkpoints]
-    for f, ck in zip(a.checkpoints, cks):
+    by_step = {}  # one entry per step (a watcher may have copied the same save twice)
+    for f in a.checkpoints:
+        ck = read_checkpoint(f)
         if not isinstance(ck.get("ema"), dict):
             raise ModelFileError(f"{f} holds no weight average ('ema'): pass the full checkpoints of a run with train.ema_decay")
-    # one entry per step (a watcher may have copied the same save twice)
-    by_step = {}
-    for f, ck in zip(a.checkpoints, cks):
         by_step[ck["step"]] = (f, ck)
     steps = sorted(by_step)
     if len(steps) < 2:

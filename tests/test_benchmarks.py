@@ -190,15 +190,15 @@ def test_tail_average_scores_the_mean_of_trained_weights(tmp_path):
     second = tmp_path / "later.pt"
     torch.save(later, second)
     out = tmp_path / "best.pt"
-    r = run("tail_average.py", str(second), str(first), "--data", str(data), "--limit", "16", "--out-best", str(out))
+    r = run("tail_average.py", str(second), str(first), "--data", str(data), "--dry-run", "--out-best", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][0])
     rows = {x["candidate"]: x for x in res["rows"]}
-    assert res["steps"] == [ck["step"], ck["step"] + 250]
+    assert res["steps"] == [ck["step"], ck["step"] + 250] and res["n_sketches"] == 10
     mean = {k: (ck["model"][k].double() + later["model"][k].double()).div(2).float() for k in ck["model"]}
     loaded = load_model(first)
     loaded.model.load_state_dict(mean)
-    sketches = load_npz(data, ["valid"])["valid"][:16]
+    sketches = load_npz(data, ["valid"])["valid"][:10]  # --dry-run: the first 10, k = 2
     want = evaluate_model(loaded, sketches, seed=0)["nll_per_point"]
     assert rows["tail mean of trained, k=2"]["elbo_per_point"] == pytest.approx(want, rel=1e-9)
     assert rows["trained"]["elbo_per_point"] != pytest.approx(want, rel=1e-6)  # the perturbation shows
