@@ -208,3 +208,60 @@ def test_tail_average_scores_the_mean_of_trained_weights(tmp_path):
     assert got == pytest.approx(res["best"]["elbo_per_point"], rel=1e-9)
     r = run("tail_average.py", str(first), "--data", str(data))
     assert r.returncode == 2 and "two different steps" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_model_soup_scores_the_mean_of_the_runs_averages(tmp_path):
+    """model_soup.py on three runs' checkpoints: its `uniform soup of 3` row is the ELBO of the
+    element-wise mean of the three weight averages (scored here independently), the greedy rows
+    keep only runs that do not make the soup worse, --out-best loads as the best row's model, and
+    runs of another model are refused in one line."""
+    import torch
+
+    from sketchrnn.checkpoint import load_model, read_checkpoint
+    from sketchrnn.data.npz import load_npz
+    from sketchrnn.data.synthetic import write_synthetic_npz
+    from sketchrnn.evaluate import evaluate_model
+
+    data = tmp_path / "s.npz"
+    write_synthetic_npz(data, n_train=64, n_valid=16, n_test=16, seed=0)
+    r = subprocess.run([sys.executable, "-m", "sketchrnn", "train", "--dry-run", "--no-progress", "--threads", "1",
+                        "--data", str(data), "--out", str(tmp_path / "run"), "--set", "train.ema_decay=0.9"],
+                       capture_output=True, text=True, timeout=240, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    first = tmp_path / "run" / "last.pt"
+    ck = torch.load(first, weights_only=True)
+    gen = torch.Generator().manual_seed(0)
+    files, emas = [first], [ck["ema"]]
+    for i, size in enumerate((0.02, 0.5)):  # a small and a large perturbation of the average
+        ema = {k: v + size * torch.randn(v.shape, generator=gen) for k, v in ck["ema"].items()}
+        f = tmp_path / f"run{i + 2}.pt"
+        torch.save({**ck, "ema": ema}, f)
+        files.append(f)
+        emas.append(ema)
+    out = tmp_path / "best.pt"
+    r = run("model_soup.py", *map(str, files), "--data", str(data), "--dry-run", "--out-best", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][0])
+    rows = {x["candidate"]: x for x in res["rows"]}
+    sketches = load_npz(data, ["valid"])["valid"][:10]  # --dry-run: the first 10
+    loaded = load_model(first)
+    loaded.model.load_state_dict({k: sum(e[k].double() for e in emas).div(3).float() for k in ck["ema"]})
+    want = evaluate_model(loaded, sketches, seed=0)["nll_per_point"]
+    assert rows["uniform soup of 3"]["elbo_per_point"] == pytest.approx(want, rel=1e-9)
+    singles = [x for x in res["rows"] if x["candidate"].startswith("average of run")]
+    assert len(singles) == 3 and len({round(x["elbo_per_point"], 9) for x in singles}) == 3  # the perturbations show
+    greedy = [x for x in res["rows"] if x["candidate"].startswith("greedy")]
+    assert len(greedy) == 2  # the best single run, then each other run tried once
+    assert res["best"]["elbo_per_point"] == min(x["elbo_per_point"] for x in res["rows"])
+    written = read_checkpoint(out)
+    assert written["resume_mode"] == "average-only" and "ema" not in written and "optimizer" not in written
+    got = evaluate_model(load_model(out), sketches, seed=0)["nll_per_point"]
+    assert got == pytest.approx(res["best"]["elbo_per_point"], rel=1e-9)
+    other = json.loads(ck["config"])
+    other["model"]["z_size"] = other["model"]["z_size"] + 1
+    f = tmp_path / "other.pt"
+    torch.save({**ck, "config": json.dumps(other)}, f)
+    r = run("model_soup.py", str(first), str(f), "--data", str(data))
+    assert r.returncode == 2 and "another model" in r.stderr and "Traceback" not in r.stderr
+    r = run("model_soup.py", str(first), "--data", str(data))
+    assert r.returncode == 2 and "at least two runs" in r.stderr and "Traceback" not in r.stderr
