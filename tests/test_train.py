@@ -432,6 +432,38 @@ def test_a_compact_checkpoint_compacts_further_never_back(tmp_path, shapes_npz):
     assert mode == "weights-only" and size < nfm_size and "optimizer" not in c
 
 
+def test_an_average_only_checkpoint_compacts_again(tmp_path, shapes_npz, capsys):
+    """An average-only file (what `compact-checkpoint` and the weight-average scripts write) passes
+    through `compact-checkpoint` again unchanged when it fits, and a limit it cannot meet names
+    its real size (it once said "0 MiB": the average-only form was skipped for lack of an 'ema')."""
+    import re
+
+    from sketchrnn.checkpoint import _with_resume_mode, compact_for_resume, read_checkpoint, save_checkpoint
+    from sketchrnn.cli import main
+    from sketchrnn.errors import ModelFileError
+
+    Trainer(tiny_cfg(shapes_npz, "train.ema_decay=0.9", "train.num_steps=2"), tmp_path / "run", progress=False).fit()
+    ck = read_checkpoint(tmp_path / "run" / "last.pt")
+    avg = _with_resume_mode(ck, "average-only")
+    c, mode, size = compact_for_resume(avg, 10 * 2**20)
+    assert mode == "average-only" and size > 0 and "ema" not in c
+    for k, v in avg["model"].items():
+        assert torch.equal(c["model"][k], v), k
+    with pytest.raises(ModelFileError, match=r"take [0-9.e+-]+ MiB") as e:
+        compact_for_resume(avg, size - 1)
+    said = float(re.search(r"take ([0-9.e+-]+) MiB", str(e.value)).group(1))
+    assert said == pytest.approx(size / 2**20, rel=0.01)
+    save_checkpoint(tmp_path / "avg.pt", avg)
+    rc = main(["compact-checkpoint", str(tmp_path / "avg.pt"), "--out", str(tmp_path / "again.pt"), "--max-mb", "10"])
+    assert rc == 0 and read_checkpoint(tmp_path / "again.pt")["resume_mode"] == "average-only"
+    from sketchrnn.checkpoint import load_model
+
+    lm = load_model(tmp_path / "again.pt")  # its weights are the average, and it says so
+    assert lm.info["weights"] == "average"
+    for k, v in lm.model.state_dict().items():
+        assert torch.equal(v, ck["ema"][k]), k
+
+
 def test_cpu_training_benchmark_runs_every_variant(tmp_path, shapes_npz):
     """benchmarks/train_cpu.py on a tiny recipe: one JSON row per variant, positive timings."""
     import json

@@ -177,9 +177,12 @@ def compact_for_resume(ck: dict[str, Any], max_bytes: int) -> tuple[dict[str, An
         raise ModelFileError(f"checkpoint has an unknown resume_mode {current!r}; use a last.pt written by sketchrnn")
     size = 0
     for mode in RESUME_MODES[RESUME_MODES.index(current):]:
-        if mode == "average-only" and not isinstance(ck.get("ema"), dict):
+        if mode == current:
+            c = dict(ck)  # already in this mode (an average-only file holds no "ema" to turn into weights again)
+        elif mode == "average-only" and not isinstance(ck.get("ema"), dict):
             break  # no average to keep instead of the weights
-        c = _with_resume_mode(ck, mode)
+        else:
+            c = _with_resume_mode(ck, mode)
         buf = io.BytesIO()
         torch.save({**c, "format": CHECKPOINT_FORMAT, "version": 1}, buf)
         size = buf.tell()
@@ -405,8 +408,10 @@ def load_model(spec: str | Path, device: str = "cpu"):
     scale = _check_scale(ck["scale_factor"], str(p))
     # a run with train.ema_decay keeps the weight average beside the trained weights: the
     # average is the model (its validation picked best.pt)
-    averaged = "ema" in ck
-    model = _build(cfg, ck["ema"] if averaged else ck["model"], str(p)).to(device)
+    # (an average-only resume file holds the average as its weights)
+    has_ema = "ema" in ck
+    averaged = has_ema or ck.get("resume_mode") == "average-only"
+    model = _build(cfg, ck["ema"] if has_ema else ck["model"], str(p)).to(device)
     return LoadedModel(model=model, config=cfg.model, scale_factor=scale, class_names=list(ck.get("class_names", [])),
                        name=p.stem, source=str(p), info={"step": int(ck["step"]), "best_valid": ck.get("best_valid"),
                                                          "weights": "average" if averaged else "trained"})
