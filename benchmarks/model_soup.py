@@ -49,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(a) -> int:
     import torch
 
-    from sketchrnn.checkpoint import (_build, _check_scale, _with_resume_mode, config_from_json, read_checkpoint,
-                                      save_checkpoint)
+    from sketchrnn.checkpoint import (_check_scale, _with_resume_mode, config_from_json, model_from_state,
+                                      read_checkpoint, save_checkpoint)
     from sketchrnn.data.npz import load_npz
     from sketchrnn.errors import DataError, ModelFileError
     from sketchrnn.evaluate import evaluate_model
-    from sketchrnn.loaded import LoadedModel
 
     torch.set_num_threads(a.threads)
     if len(a.checkpoints) < 2:
@@ -88,10 +87,7 @@ def _run(a) -> int:
     states: list[dict] = []
 
     def score(label: str, members: list[int], state: dict) -> float:
-        model = _build(cfg, state, label)
-        lm = LoadedModel(model=model, config=cfg.model, scale_factor=scale, class_names=list(first.get("class_names", [])),
-                         name=label, source=label, info={})
-        r = evaluate_model(lm, sketches, seed=a.seed)
+        r = evaluate_model(model_from_state(first, state, label), sketches, seed=a.seed)
         rows.append({"candidate": label, "runs": [a.checkpoints[i] for i in members],
                      "steps": [int(runs[i][1]["step"]) for i in members],
                      "elbo_per_point": r["nll_per_point"], "recon_per_point": r["recon_nll_per_point"], "L_KL": r["L_KL"]})

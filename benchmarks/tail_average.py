@@ -50,12 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(a) -> int:
     import torch
 
-    from sketchrnn.checkpoint import (_build, _check_scale, _with_resume_mode, config_from_json, read_checkpoint,
-                                      save_checkpoint)
+    from sketchrnn.checkpoint import _with_resume_mode, model_from_state, read_checkpoint, save_checkpoint
     from sketchrnn.data.npz import load_npz
     from sketchrnn.errors import DataError, ModelFileError
     from sketchrnn.evaluate import evaluate_model
-    from sketchrnn.loaded import LoadedModel
 
     torch.set_num_threads(a.threads)
     by_step = {}  # one entry per step (a watcher may have copied the same save twice)
@@ -68,8 +66,6 @@ def _run(a) -> int:
     if len(steps) < 2:
         raise DataError("need full checkpoints from at least two different steps")
     newest = by_step[steps[-1]][1]
-    cfg = config_from_json(newest["config"], by_step[steps[-1]][0])
-    scale = _check_scale(newest["scale_factor"], by_step[steps[-1]][0])
     limit = 10 if a.dry_run else a.limit
     sketches = load_npz(a.data, [a.split])[a.split][:limit]
     n = len(steps)
@@ -87,10 +83,7 @@ def _run(a) -> int:
     rows = []
     t0 = time.time()
     for label, first, state in cands:
-        model = _build(cfg, state, label)
-        lm = LoadedModel(model=model, config=cfg.model, scale_factor=scale, class_names=list(newest.get("class_names", [])),
-                         name=label, source=label, info={})
-        r = evaluate_model(lm, sketches, seed=a.seed)
+        r = evaluate_model(model_from_state(newest, state, label), sketches, seed=a.seed)
         rows.append({"candidate": label, "from_step": first, "to_step": steps[-1],
                      "elbo_per_point": r["nll_per_point"], "recon_per_point": r["recon_nll_per_point"],
                      "L_KL": r["L_KL"]})

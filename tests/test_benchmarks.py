@@ -165,16 +165,11 @@ def test_amortisation_gap_small(tmp_path):
     assert r.returncode == 2 and "decoder-only" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_tail_average_scores_the_mean_of_trained_weights(tmp_path):
-    """tail_average.py on two full checkpoints of one run: its `tail mean of trained, k=2` row is
-    the ELBO of the element-wise mean of the two trained weight sets (scored here independently),
-    and --out-best writes an average-only checkpoint that loads as the best row's model."""
+def _dry_run_with_average(tmp_path):
+    """A `train --dry-run` with a weight average on synthetic data: (data file, last.pt, its payload)."""
     import torch
 
-    from sketchrnn.checkpoint import load_model, read_checkpoint
-    from sketchrnn.data.npz import load_npz
     from sketchrnn.data.synthetic import write_synthetic_npz
-    from sketchrnn.evaluate import evaluate_model
 
     data = tmp_path / "s.npz"
     write_synthetic_npz(data, n_train=64, n_valid=16, n_test=16, seed=0)
@@ -183,7 +178,20 @@ def test_tail_average_scores_the_mean_of_trained_weights(tmp_path):
                        capture_output=True, text=True, timeout=240, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     first = tmp_path / "run" / "last.pt"
-    ck = torch.load(first, weights_only=True)
+    return data, first, torch.load(first, weights_only=True)
+
+
+def test_tail_average_scores_the_mean_of_trained_weights(tmp_path):
+    """tail_average.py on two full checkpoints of one run: its `tail mean of trained, k=2` row is
+    the ELBO of the element-wise mean of the two trained weight sets (scored here independently),
+    and --out-best writes an average-only checkpoint that loads as the best row's model."""
+    import torch
+
+    from sketchrnn.checkpoint import load_model, read_checkpoint
+    from sketchrnn.data.npz import load_npz
+    from sketchrnn.evaluate import evaluate_model
+
+    data, first, ck = _dry_run_with_average(tmp_path)
     gen = torch.Generator().manual_seed(0)
     later = {**ck, "step": ck["step"] + 250,
              "model": {k: v + 0.05 * torch.randn(v.shape, generator=gen) for k, v in ck["model"].items()}}
@@ -219,17 +227,9 @@ def test_model_soup_scores_the_mean_of_the_runs_averages(tmp_path):
 
     from sketchrnn.checkpoint import load_model, read_checkpoint
     from sketchrnn.data.npz import load_npz
-    from sketchrnn.data.synthetic import write_synthetic_npz
     from sketchrnn.evaluate import evaluate_model
 
-    data = tmp_path / "s.npz"
-    write_synthetic_npz(data, n_train=64, n_valid=16, n_test=16, seed=0)
-    r = subprocess.run([sys.executable, "-m", "sketchrnn", "train", "--dry-run", "--no-progress", "--threads", "1",
-                        "--data", str(data), "--out", str(tmp_path / "run"), "--set", "train.ema_decay=0.9"],
-                       capture_output=True, text=True, timeout=240, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stderr[-2000:]
-    first = tmp_path / "run" / "last.pt"
-    ck = torch.load(first, weights_only=True)
+    data, first, ck = _dry_run_with_average(tmp_path)
     gen = torch.Generator().manual_seed(0)
     files, emas = [first], [ck["ema"]]
     for i, size in enumerate((0.02, 0.5)):  # a small and a large perturbation of the average

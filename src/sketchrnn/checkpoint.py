@@ -404,14 +404,25 @@ def load_model(spec: str | Path, device: str = "cpu"):
                            name=p.stem, source=str(p), info={k: v for k, v in meta.items() if k not in ("config",)})
 
     ck = read_checkpoint(p)
-    cfg = config_from_json(ck["config"], str(p))
-    scale = _check_scale(ck["scale_factor"], str(p))
     # a run with train.ema_decay keeps the weight average beside the trained weights: the
-    # average is the model (its validation picked best.pt)
-    # (an average-only resume file holds the average as its weights)
+    # average is the model (its validation picked best.pt); an average-only resume file holds
+    # the average as its weights
     has_ema = "ema" in ck
     averaged = has_ema or ck.get("resume_mode") == "average-only"
-    model = _build(cfg, ck["ema"] if has_ema else ck["model"], str(p)).to(device)
+    return model_from_state(ck, ck["ema"] if has_ema else ck["model"], str(p), device,
+                            info={"step": int(ck["step"]), "best_valid": ck.get("best_valid"),
+                                  "weights": "average" if averaged else "trained"})
+
+
+def model_from_state(ck: dict[str, Any], state: dict, where: str, device: str = "cpu",
+                     info: dict[str, Any] | None = None):
+    """A :class:`sketchrnn.loaded.LoadedModel` of training checkpoint ``ck`` (its config, scale
+    factor and class names) with the weights ``state`` (``ck["model"]``, ``ck["ema"]`` or a mean
+    of several runs' weights); ``where`` names it in errors."""
+    from .loaded import LoadedModel
+
+    cfg = config_from_json(ck["config"], where)
+    scale = _check_scale(ck["scale_factor"], where)
+    model = _build(cfg, state, where).to(device)
     return LoadedModel(model=model, config=cfg.model, scale_factor=scale, class_names=list(ck.get("class_names", [])),
-                       name=p.stem, source=str(p), info={"step": int(ck["step"]), "best_valid": ck.get("best_valid"),
-                                                         "weights": "average" if averaged else "trained"})
+                       name=Path(where).stem, source=str(where), info=info or {})
