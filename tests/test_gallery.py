@@ -118,3 +118,40 @@ def test_vae_sections_draw_toothbrushes_and_the_averaged_analogy(G, tmp_path, sh
     assert "drawings 0 and 15" in readme and "Every toothbrush" in readme
     assert "mean z(full pig) - mean z(pig head)" in readme and "strength s = 1, 1.5, 2" in readme
     assert "Seen with the shipped model" not in readme  # what was seen holds for the shipped models only
+
+
+@pytest.mark.parametrize("cls", ["yoga", "rabbit"])
+def test_class_vae_section_reconstructs_and_morphs(G, tmp_path, shared_dir, cls):
+    """The `--yoga` / `--rabbit` section end to end with a tiny untrained VAE: reconstructions of
+    real and foreign drawings and the morph (PNG + GIF) written and captioned; what was seen with
+    the shipped model is not claimed for another model."""
+    simplified = shared_dir / "data" / "quickdraw" / "simplified"
+    need = [simplified / f"{cls}.ndjson"] + [simplified / f"{o}.ndjson" for o, _ in G.CLASS_PICKS[cls]["foreign"]]
+    missing = [str(p) for p in need if not p.is_file()]
+    if missing:
+        pytest.skip(f"shared data not present: {', '.join(missing)}")
+    import torch
+
+    from sketchrnn.checkpoint import save_weights
+    from sketchrnn.config import ModelConfig
+    from sketchrnn.model import SketchRNN
+
+    cfg = ModelConfig(conditional=True, dec_model="lstm", enc_rnn_size=8, dec_rnn_size=16, z_size=8, num_mixture=3,
+                      max_seq_len=120)
+    torch.manual_seed(0)
+    path = tmp_path / f"tiny_{cls}.safetensors"
+    save_weights(path, SketchRNN(cfg), cfg, 70.0, [cls])
+    out = tmp_path / "gallery"
+    assert G.main(["--out", str(out), "--shared", str(shared_dir), "--no-magenta", "--no-shipped",
+                   f"--{cls}", str(path), "--note", f"{cls}=untrained test model"]) == 0
+    for fn in (f"vae_{cls}_reconstruct.png", f"vae_{cls}_morph.png"):
+        assert (out / fn).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fn
+    assert (out / f"vae_{cls}_morph.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    readme = (out / "README.md").read_text()
+    assert f"## Conditional {cls} model" in readme
+    assert readme.count("measured quality: untrained test model.") == 2  # reconstruction + morph captions
+    foreign = ", ".join(f"{o} {i}" for o, i in G.CLASS_PICKS[cls]["foreign"])
+    assert f"drawings the model never saw ({foreign}" in readme
+    assert f"distilled training data span a median of {cls} " in readme or not (
+        shared_dir / "data" / "distilled" / f"{cls}.npz").is_file()
+    assert "Seen with the shipped model" not in readme

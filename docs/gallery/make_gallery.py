@@ -1,6 +1,6 @@
 """Regenerate docs/gallery/ (pictures + README.md) from the models at hand.
 
-    python docs/gallery/make_gallery.py                       # Magenta + the shipped cat, pig, catpig
+    python docs/gallery/make_gallery.py                       # Magenta + the shipped models
     python docs/gallery/make_gallery.py --no-shipped          # Magenta decoder-only sections only
     python docs/gallery/make_gallery.py --model runs/cat/best.pt --data cat.npz
                                                               # + conditional-model sections
@@ -28,6 +28,9 @@ Sections:
   (full pig - pig head) (paper Sec. 4.2-4.4, Fig. 4-7). Inputs are scaled to ``--size``
   (765) data units; inputs grey, outputs black. Each model's quality caveat comes from
   ``--note ROLE=TEXT`` (or its model card). Skipped with a note when a model is not given.
+* ``--yoga``, ``--rabbit`` (conditional VAEs of those classes; default: the shipped ones):
+  real drawings and two drawings of other classes reconstructed, and one real drawing morphed
+  into another (slerp, PNG + GIF).
 
 Everything is seeded; PNGs are kept under 300 KB. The README lists what each image shows,
 with which model and temperature (temperature mode "paper", see sketchrnn.api).
@@ -768,6 +771,59 @@ def pig_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
     entries.append(Entry(sec, "vae_pig_head_to_pig.gif", "The interpolation above as an animation (ping-pong)."))
 
 
+# Per class: real drawings reconstructed, two foreign drawings (classes the model never saw, picked
+# for a shape the class shares), and the pair morphed by slerp. Indices into the simplified files.
+CLASS_PICKS = {
+    "yoga": {"real": (1, 2, 10), "foreign": (("angel", 0), ("stairs", 0)), "morph": (2, 10)},
+    "rabbit": {"real": (0, 1, 2), "foreign": (("cat", 0), ("kangaroo", 0)), "morph": (0, 2)},
+}
+# Seen 2026-12-07 with the shipped `yoga` (68,070 steps) and `rabbit` (35,348); captions carry it
+# only for the shipped models.
+CLASS_SEEN = {
+    "yoga": ("Seen with the shipped model: at 0.1-0.3 the inputs come back as stick figures, the "
+             "kneeling figure on its mat (yoga 1) on a mat, the angel as a figure, the stairs as bends and "
+             "arches on a ground line (a body over a mat, some with a head); the seated cross-legged pose (yoga 10) comes back standing "
+             "with its arms out. From 0.7 the figures come apart."),
+    "rabbit": ("Seen with the shipped model: at 0.1-0.5 the real rabbits keep their long ears and round "
+               "bodies; the cat's face comes back mostly with a rabbit's long ears (a cat-like rabbit, as the paper's "
+               "cat-like toothbrush) and the kangaroo as a pair of ears on a round body."),
+}
+
+
+def class_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
+    """A one-class VAE (yoga, rabbit): reconstructions of real and foreign drawings; a morph."""
+    cls = ctx.role
+    picks = CLASS_PICKS[cls]
+    sec, cav = ctx.section, ctx.caveat
+    own = ctx.drawings(cls)
+    rows = [(f"{cls} {i}", ctx.fit(own[i], f"{cls} {i}")) for i in picks["real"]]
+    foreign = []
+    for other, i in picks["foreign"]:
+        if not (ctx.shared / "data" / "quickdraw" / "simplified" / f"{other}.ndjson").is_file():
+            _log(f"note: simplified/{other}.ndjson not found; that row is left out")
+            continue
+        rows.append((f"{other} {i}", ctx.fit(ctx.drawings(other)[i], f"{other} {i}")))
+        foreign.append(f"{other} {i}")
+    fn = f"vae_{cls}_reconstruct.png"
+    _recon_grid(ctx, rows, fn)
+    foreign_text = (f"; then drawings the model never saw ({', '.join(foreign)}, from `simplified/`), redrawn "
+                    f"as a {cls} model can" if foreign else "")
+    entries.append(Entry(sec, fn,
+        f"Reconstructions: input in grey, then 2 decodings of z = mu(input) at each temperature "
+        f"{', '.join(f'{t:g}' for t in TEMPS)}. Rows: real {cls} drawings "
+        f"{', '.join(str(i) for i in picks['real'])} (`simplified/{cls}.ndjson`){foreign_text}. "
+        f"{CLASS_SEEN[cls] + ' ' if ctx.spec == cls else ''}{cav}"))
+
+    a, b = picks["morph"]
+    fn = f"vae_{cls}_morph.png"
+    _interp_rows(ctx, [(f"{cls} {a}", ctx.fit(own[a], f"{cls} {a}"), f"{cls} {b}", ctx.fit(own[b], f"{cls} {b}"))],
+                 fn)
+    entries.append(Entry(sec, fn,
+        f"One {cls} into another: slerp from z({cls} drawing {a}) to z({cls} drawing {b}), 8 steps, temperature "
+        f"0.1, one seed for every step; inputs grey at the ends. `vae_{cls}_morph.gif` animates it. {cav}"))
+    entries.append(Entry(sec, f"vae_{cls}_morph.gif", "The interpolation above as an animation (ping-pong)."))
+
+
 def catpig_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
     """Cat+pig VAE: cat head -> full pig interpolation; cat head + (full pig - pig head)."""
     from sketchrnn import creative as C
@@ -840,7 +896,7 @@ def catpig_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
     _log(f"wrote {fn}")
 
 
-def _size_text(shared: Path, size: float) -> str:
+def _size_text(shared: Path, size: float, classes: tuple[str, ...] = ("cat", "pig")) -> str:
     """How the QuickDraw inputs were scaled for the VAEs, with the training data's measured extent."""
     from sketchrnn.data.io import read_strokes_file
     from sketchrnn.data.strokes import bounds
@@ -849,7 +905,7 @@ def _size_text(shared: Path, size: float) -> str:
             "data units (`sketchrnn.data.io.fit_sketch`, as `--size` does in the creative CLI; `--size auto` would "
             "keep .ndjson drawings at 255)")
     meas = []
-    for cls in ("cat", "pig"):
+    for cls in classes:
         f = shared / "data" / "distilled" / f"{cls}.npz"
         if f.is_file():
             ext = [max(b[1] - b[0], b[3] - b[2]) for b in map(bounds, read_strokes_file(f, split="test")[:500])]
@@ -915,6 +971,8 @@ def main(argv: list[str] | None = None) -> int:
                    "default: the shipped `cat`)")
     p.add_argument("--pig", help="a conditional pig VAE (default: the shipped `pig`)")
     p.add_argument("--catpig", help="a conditional VAE trained on cat + pig (default: the shipped `catpig`)")
+    for cls in CLASS_PICKS:
+        p.add_argument(f"--{cls}", help=f"a conditional {cls} VAE (default: the shipped `{cls}`)")
     for cls in COMPLETE_PICKS:
         p.add_argument(f"--{cls}-uncond", help=f"a decoder-only {cls} model trained by this project (default: the "
                        f"shipped `{cls}-uncond`)")
@@ -931,7 +989,7 @@ def main(argv: list[str] | None = None) -> int:
         from sketchrnn.checkpoint import shipped_models
 
         shipped = set(shipped_models())
-        for role in ("cat", "pig", "catpig", *(f"{c}-uncond" for c in COMPLETE_PICKS)):
+        for role in ("cat", "pig", "catpig", *CLASS_PICKS, *(f"{c}-uncond" for c in COMPLETE_PICKS)):
             if getattr(a, role.replace("-", "_")) is None and role in shipped:
                 setattr(a, role.replace("-", "_"), role)
     notes: dict[str, str] = {}
@@ -961,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = getattr(a, f"{cls}_uncond")
         if spec:
             uncond_sections(spec, cls, shared, out, a.seed, entries, _model_caveat(spec, notes, f"{cls}-uncond"))
-    if not a.model and not any(getattr(a, role) for role in ("cat", "pig", "catpig")):
+    if not a.model and not any(getattr(a, role) for role in ("cat", "pig", "catpig", *CLASS_PICKS)):
         msg = ("conditional-model sections (reconstructions, interpolations, analogy, design sheet around an input): "
                "no conditional model given (use --model M --data D.npz)")
         _log("note: " + msg)
@@ -972,14 +1030,14 @@ def main(argv: list[str] | None = None) -> int:
         data = a.data[i] if i < len(a.data) else a.data[-1]
         idx = tuple(int(x) for x in a.analogy.split(","))
         conditional_sections(spec, data, a.split, out, a.seed, entries, idx)  # type: ignore[arg-type]
-    size_text = _size_text(shared, a.size)
-    for role, fn in (("cat", cat_sections), ("pig", pig_sections), ("catpig", catpig_sections)):
+    roles = [("cat", cat_sections), ("pig", pig_sections), ("catpig", catpig_sections)]
+    for role, fn in roles + [(cls, class_sections) for cls in CLASS_PICKS]:
         ctx = _load_vae(role, getattr(a, role), a, notes, skipped)
         if ctx is not None:
             n0 = len(entries)
             fn(ctx, entries)
             if len(entries) > n0:
-                entries[n0].text += " " + size_text
+                entries[n0].text += " " + _size_text(shared, a.size, (role,) if role in CLASS_PICKS else ("cat", "pig"))
     import shlex
 
     args = sys.argv[1:] if argv is None else list(argv)
