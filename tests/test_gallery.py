@@ -86,6 +86,21 @@ def test_decoder_only_section_draws_samples_and_completions(G, tmp_path, shared_
     assert readme.count("measured quality: untrained test model.") == 2  # one caption per picture
 
 
+def _tiny_vae(path, classes: list[str], max_seq_len: int):
+    """A tiny untrained conditional VAE saved as safetensors at ``path`` (seeded)."""
+    import torch
+
+    from sketchrnn.checkpoint import save_weights
+    from sketchrnn.config import ModelConfig
+    from sketchrnn.model import SketchRNN
+
+    cfg = ModelConfig(conditional=True, dec_model="lstm", enc_rnn_size=8, dec_rnn_size=16, z_size=8, num_mixture=3,
+                      max_seq_len=max_seq_len)
+    torch.manual_seed(0)
+    save_weights(path, SketchRNN(cfg), cfg, 70.0, classes)
+    return path
+
+
 def test_vae_sections_draw_toothbrushes_and_the_averaged_analogy(G, tmp_path, shared_dir):
     """The `--cat` and `--catpig` sections end to end with tiny untrained VAEs: the toothbrush
     set and the analogy averaged over the teacher's pigs are drawn and captioned."""
@@ -94,19 +109,8 @@ def test_vae_sections_draw_toothbrushes_and_the_averaged_analogy(G, tmp_path, sh
     missing = [str(p) for p in need if not p.is_file()]
     if missing:
         pytest.skip(f"shared data not present: {', '.join(missing)}")
-    import torch
-
-    from sketchrnn.checkpoint import save_weights
-    from sketchrnn.config import ModelConfig
-    from sketchrnn.model import SketchRNN
-
-    cfg = ModelConfig(conditional=True, dec_model="lstm", enc_rnn_size=8, dec_rnn_size=16, z_size=8, num_mixture=3,
-                      max_seq_len=168)
-    torch.manual_seed(0)
-    paths = {}
-    for role, classes in (("cat", ["cat"]), ("catpig", ["cat", "pig"])):
-        paths[role] = tmp_path / f"tiny_{role}.safetensors"
-        save_weights(paths[role], SketchRNN(cfg), cfg, 70.0, classes)
+    paths = {role: _tiny_vae(tmp_path / f"tiny_{role}.safetensors", classes, max_seq_len=168)
+             for role, classes in (("cat", ["cat"]), ("catpig", ["cat", "pig"]))}
     out = tmp_path / "gallery"
     assert G.main(["--out", str(out), "--shared", str(shared_dir), "--no-magenta", "--no-shipped",
                    "--cat", str(paths["cat"]), "--catpig", str(paths["catpig"]),
@@ -130,17 +134,7 @@ def test_class_vae_section_reconstructs_and_morphs(G, tmp_path, shared_dir, cls)
     missing = [str(p) for p in need if not p.is_file()]
     if missing:
         pytest.skip(f"shared data not present: {', '.join(missing)}")
-    import torch
-
-    from sketchrnn.checkpoint import save_weights
-    from sketchrnn.config import ModelConfig
-    from sketchrnn.model import SketchRNN
-
-    cfg = ModelConfig(conditional=True, dec_model="lstm", enc_rnn_size=8, dec_rnn_size=16, z_size=8, num_mixture=3,
-                      max_seq_len=120)
-    torch.manual_seed(0)
-    path = tmp_path / f"tiny_{cls}.safetensors"
-    save_weights(path, SketchRNN(cfg), cfg, 70.0, [cls])
+    path = _tiny_vae(tmp_path / f"tiny_{cls}.safetensors", [cls], max_seq_len=120)
     out = tmp_path / "gallery"
     assert G.main(["--out", str(out), "--shared", str(shared_dir), "--no-magenta", "--no-shipped",
                    f"--{cls}", str(path), "--note", f"{cls}=untrained test model"]) == 0
