@@ -39,6 +39,7 @@ with which model and temperature (temperature mode "paper", see sketchrnn.api).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -896,6 +897,7 @@ def catpig_sections(ctx: VaeCtx, entries: list[Entry]) -> None:
     _log(f"wrote {fn}")
 
 
+@functools.lru_cache(maxsize=None)  # cat, pig and catpig share one text: read their test splits once
 def _size_text(shared: Path, size: float, classes: tuple[str, ...] = ("cat", "pig")) -> str:
     """How the QuickDraw inputs were scaled for the VAEs, with the training data's measured extent."""
     from sketchrnn.data.io import read_strokes_file
