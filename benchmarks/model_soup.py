@@ -92,8 +92,11 @@ def _run(a) -> int:
                      "steps": [int(runs[i][1]["step"]) for i in members],
                      "elbo_per_point": r["nll_per_point"], "recon_per_point": r["recon_nll_per_point"], "L_KL": r["L_KL"]})
         states.append(state)
-        print(f"{label:28s} ELBO {r['nll_per_point']:.5f} recon {r['recon_nll_per_point']:.4f} "
-              f"L_KL {r['L_KL']:.4f}  ({time.time() - t0:.0f} s)", flush=True)
+        if r["recon_nll_per_point"] is None:  # decoder-only: the NLL itself, no recon or KL
+            print(f"{label:28s} NLL {r['nll_per_point']:.5f}  ({time.time() - t0:.0f} s)", flush=True)
+        else:
+            print(f"{label:28s} ELBO {r['nll_per_point']:.5f} recon {r['recon_nll_per_point']:.4f} "
+                  f"L_KL {r['L_KL']:.4f}  ({time.time() - t0:.0f} s)", flush=True)
         return r["nll_per_point"]
 
     single = [score(f"average of run {i + 1} (step {int(ck['step'])})", [i], ck["ema"]) for i, (_, ck) in enumerate(runs)]

@@ -165,7 +165,7 @@ def test_amortisation_gap_small(tmp_path):
     assert r.returncode == 2 and "decoder-only" in r.stderr and "Traceback" not in r.stderr
 
 
-def _dry_run_with_average(tmp_path):
+def _dry_run_with_average(tmp_path, *overrides: str):
     """A `train --dry-run` with a weight average on synthetic data: (data file, last.pt, its payload)."""
     import torch
 
@@ -174,11 +174,24 @@ def _dry_run_with_average(tmp_path):
     data = tmp_path / "s.npz"
     write_synthetic_npz(data, n_train=64, n_valid=16, n_test=16, seed=0)
     r = subprocess.run([sys.executable, "-m", "sketchrnn", "train", "--dry-run", "--no-progress", "--threads", "1",
-                        "--data", str(data), "--out", str(tmp_path / "run"), "--set", "train.ema_decay=0.9"],
+                        "--data", str(data), "--out", str(tmp_path / "run"), "--set", "train.ema_decay=0.9", *overrides],
                        capture_output=True, text=True, timeout=240, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     first = tmp_path / "run" / "last.pt"
     return data, first, torch.load(first, weights_only=True)
+
+
+def test_model_soup_scores_decoder_only_runs(tmp_path):
+    """model_soup.py on a decoder-only model (no recon, no KL: the NLL alone) prints NLL rows and
+    writes --out-best (it raised a TypeError on None until 2026-12-08)."""
+    data, first, ck = _dry_run_with_average(tmp_path, "model.conditional=false")
+    out = tmp_path / "best.pt"
+    r = run("model_soup.py", str(first), str(first), "--data", str(data), "--dry-run", "--out-best", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "uniform soup of 2            NLL" in r.stdout
+    res = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][0])
+    assert all(row["recon_per_point"] is None for row in res["rows"])
+    assert out.exists()
 
 
 def test_tail_average_scores_the_mean_of_trained_weights(tmp_path):
