@@ -184,7 +184,7 @@ def _dry_run_with_average(tmp_path, *overrides: str):
 def test_model_soup_scores_decoder_only_runs(tmp_path):
     """model_soup.py on a decoder-only model (no recon, no KL: the NLL alone) prints NLL rows and
     writes --out-best (it raised a TypeError on None until 2026-12-08)."""
-    data, first, ck = _dry_run_with_average(tmp_path, "model.conditional=false")
+    data, first, _ = _dry_run_with_average(tmp_path, "model.conditional=false")
     out = tmp_path / "best.pt"
     r = run("model_soup.py", str(first), str(first), "--data", str(data), "--dry-run", "--out-best", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
